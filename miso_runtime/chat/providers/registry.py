@@ -1,0 +1,41 @@
+"""The providers this runtime can talk to, built from the settings."""
+
+from __future__ import annotations
+
+from ...config import Settings
+from .anthropic_chat import AnthropicProvider
+from .base import ChatProvider
+from .ollama_chat import OllamaProvider
+from .openai_chat import OpenAIProvider
+
+
+def _secret(value) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+class ProviderRegistry:
+    """Provider objects by name, in the contract's order."""
+
+    def __init__(self, providers: dict[str, ChatProvider]) -> None:
+        self._providers = providers
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ProviderRegistry":
+        return cls(
+            {
+                "openai": OpenAIProvider(_secret(settings.openai_api_key), settings.openai_base_url),
+                "anthropic": AnthropicProvider(_secret(settings.anthropic_api_key), settings.anthropic_base_url),
+                "ollama": OllamaProvider(settings.ollama_host),
+            }
+        )
+
+    def get(self, name: str) -> ChatProvider | None:
+        return self._providers.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._providers)
+
+    def warm_up(self) -> None:
+        """Import every provider's client library (slow imports), so the first chat is not slowed."""
+        for provider in self._providers.values():
+            provider.warm_up()

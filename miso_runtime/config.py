@@ -1,0 +1,106 @@
+"""Settings: one object for every option of the runtime.
+
+Layers, lowest to highest: built-in defaults < ``config.toml`` in the data dir < ``MISO_*``
+environment variables < command-line options. The data dir itself can only come from the
+command line, the environment or the platform default, since the file lives inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from . import constants
+
+ENV_PREFIX = "MISO_"
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data dir for the runtime (e.g. ``~/.local/share/miso-runtime``)."""
+    return Path(platformdirs.user_data_dir(constants.APP_DIR_NAME, appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every option of the runtime; each field is also ``MISO_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=constants.DEFAULT_PORT, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    auth_token: SecretStr | None = None
+    log_level: str = "INFO"
+    parent_pid: int | None = None
+    exit_on_stdin_close: bool = False
+
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=constants.DEFAULT_MAX_BODY_BYTES, gt=0)
+
+    provider: str | None = None
+    model: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    ollama_host: str = constants.DEFAULT_OLLAMA_HOST
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        if value and value not in constants.CHAT_PROVIDERS:
+            raise ValueError(f"provider must be one of {', '.join(constants.CHAT_PROVIDERS)}")
+        return value or None
+
+    @field_validator("auth_token", "openai_api_key", "anthropic_api_key", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / constants.DATABASE_FILE_NAME
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / constants.LOG_DIR_NAME
+
+
+def read_config_file(data_dir: Path) -> dict[str, Any]:
+    """Options from ``config.toml`` in ``data_dir``; an absent file means no options."""
+    path = data_dir / constants.CONFIG_FILE_NAME
+    if not path.is_file():
+        return {}
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def _from_environment() -> dict[str, Any]:
+    """The options set in ``MISO_*`` variables, and only those."""
+    explicit = Settings()
+    return {name: getattr(explicit, name) for name in explicit.model_fields_set}
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build the settings from all layers; ``overrides`` are the command-line options.
+
+    Options whose value is ``None`` in ``overrides`` were not given and do not override.
+    """
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    data_dir = Path(given.get("data_dir") or os.environ.get(f"{ENV_PREFIX}DATA_DIR") or default_data_dir())
+    layered: dict[str, Any] = {**read_config_file(data_dir), **_from_environment(), **given}
+    layered["data_dir"] = data_dir
+    return Settings(**layered)

@@ -1,0 +1,98 @@
+"""Every tunable constant of the runtime, in one documented place.
+
+A value lives here when more than one module needs it, or when a person tuning the runtime
+would look for it. Settings a user may change at run time belong in
+:class:`miso_runtime.config.Settings`; these are the defaults and fixed limits behind them.
+"""
+
+from __future__ import annotations
+
+# --- Process and start-up -------------------------------------------------------------------
+
+#: Name of the application directory under the platform's user data dir.
+APP_DIR_NAME = "miso-runtime"
+#: Default TCP port; ``0`` asks the OS for any free port (the ready line reports it).
+DEFAULT_PORT = 5879
+#: Host names a request may carry in ``Host``; anything else is a DNS-rebinding attempt.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+#: Seconds between checks that the parent process (``--parent-pid``) is still alive.
+PARENT_POLL_S = 0.5
+#: Seconds open streams get to send their final event before the server stops on SIGTERM.
+SHUTDOWN_GRACE_S = 3.0
+#: Name of the optional TOML configuration file inside the data dir.
+CONFIG_FILE_NAME = "config.toml"
+#: Name of the file holding the generated admin token (mode 0600) inside the data dir.
+ADMIN_TOKEN_FILE_NAME = "auth.token"
+#: SQLite database file inside the data dir.
+DATABASE_FILE_NAME = "miso.db"
+#: Rotating log file: folder inside the data dir, file name, size per file and files kept.
+LOG_DIR_NAME = "logs"
+LOG_FILE_NAME = "miso-runtime.log"
+LOG_FILE_MAX_BYTES = 5 * 1024 * 1024
+LOG_FILE_BACKUPS = 3
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+#: Largest request body accepted, in bytes; larger bodies get 413.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+# --- Store ----------------------------------------------------------------------------------
+
+#: Milliseconds a SQLite connection waits for a lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# --- Auth -----------------------------------------------------------------------------------
+
+#: Prefix of issued tokens, so that a leaked one is recognisable in a log or a paste.
+TOKEN_PREFIX = "miso_"
+#: Random bytes in an issued or generated token.
+TOKEN_BYTES = 32
+#: Lifetime of each ``expiry`` choice of ``POST /v1/auth/tokens``, in seconds (None: forever).
+TOKEN_EXPIRY_S: dict[str, int | None] = {
+    "hour": 3600,
+    "day": 86_400,
+    "week": 7 * 86_400,
+    "month": 30 * 86_400,
+    "never": None,
+}
+
+# --- Server-sent events ---------------------------------------------------------------------
+
+#: Seconds without an event before a stream sends a heartbeat comment. Short, because a write is
+#: also how a disconnected client is noticed when its socket cannot be watched.
+SSE_HEARTBEAT_S = 0.5
+
+# --- Chat -----------------------------------------------------------------------------------
+
+#: Providers the Miso contract knows, in the order used to pick a default when none is set.
+CHAT_PROVIDERS = ("openai", "anthropic", "ollama")
+#: Default model per provider when neither the request nor the configuration names one.
+DEFAULT_CHAT_MODELS = {
+    "openai": "gpt-5-mini",
+    "anthropic": "claude-sonnet-4-5",
+    "ollama": "llama3.2",
+}
+#: Models listed for a cloud provider that has no key configured (nothing to ask it with).
+FALLBACK_CATALOG = {
+    "openai": ["gpt-5", "gpt-5-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4o", "gpt-4o-mini"],
+    "anthropic": ["claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5"],
+}
+#: Default Ollama host, as the Ollama CLI uses it.
+DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+#: Anthropic's Messages API requires ``max_tokens``; used when the request gives none.
+ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
+#: Seconds to wait for a provider to accept a connection and answer headers.
+PROVIDER_CONNECT_TIMEOUT_S = 10.0
+#: Seconds of silence tolerated between two chunks of a provider stream.
+PROVIDER_READ_TIMEOUT_S = 300.0
+#: Catalog look-ups: timeout in seconds for one provider's model list, and how long a list
+#: (or a failure) is reused before asking again.
+CATALOG_TIMEOUT_S = 1.5
+CATALOG_TTL_S = 30.0
+#: Provider clients kept alive for reuse (pooled connections make time-to-first-token short).
+PROVIDER_CLIENT_CACHE_SIZE = 16
+
+# --- Event bus ------------------------------------------------------------------------------
+
+#: Events a subscriber may have waiting before the oldest droppable ones are discarded.
+BUS_SUBSCRIBER_QUEUE = 256

@@ -1,0 +1,63 @@
+"""``miso-runtime doctor``: what this machine lacks, in words a person can act on."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    advice: str
+
+
+def _command(name: str, purpose: str, install: str) -> Check:
+    found = shutil.which(name)
+    return Check(name, found is not None, f"{purpose}. Install it: {install}")
+
+
+def checks() -> list[Check]:
+    python_ok = sys.version_info >= (3, 11)
+    compilers = [c for c in ("cc", "gcc", "clang") if shutil.which(c)]
+    return [
+        Check("python>=3.11", python_ok, f"this is Python {sys.version.split()[0]}; install Python 3.11 or newer"),
+        _command("git", "git is needed for coding-agent workspaces", "apt-get install git (Debian/Ubuntu) or brew install git"),
+        _command("tmux", "tmux runs coding agents in terminals", "apt-get install tmux (Debian/Ubuntu) or brew install tmux"),
+        Check(
+            "C compiler",
+            bool(compilers),
+            "a C compiler builds llama-cpp-python; install it: apt-get install build-essential cmake, or xcode-select --install",
+        ),
+        _command("cmake", "cmake builds llama-cpp-python", "apt-get install cmake or brew install cmake"),
+        _command("node", "Node.js runs the Electron bridge tests", "apt-get install nodejs or brew install node"),
+    ]
+
+
+def run_doctor(python_only: bool = False) -> int:
+    """Print one line per check; exit 1 when something is missing.
+
+    ``python_only`` checks just the interpreter, quietly unless it is too old (the Makefile
+    runs that before it creates the virtual environment).
+    """
+    if python_only:
+        check = checks()[0]
+        if not check.ok:
+            sys.stdout.write(f"MISSING  {check.name}: {check.advice}\n")
+        return 0 if check.ok else 1
+    missing = 0
+    for check in checks():
+        if check.ok:
+            sys.stdout.write(f"ok       {check.name}\n")
+        else:
+            missing += 1
+            sys.stdout.write(f"MISSING  {check.name}: {check.advice}\n")
+    sys.stdout.write("everything is in place\n" if not missing else f"{missing} thing(s) missing\n")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    # Runnable as a plain script (``python miso_runtime/doctor.py``) before anything is installed.
+    raise SystemExit(run_doctor(python_only="--python-only" in sys.argv))

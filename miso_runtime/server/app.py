@@ -1,0 +1,76 @@
+"""The app factory: one Flask app serving every contract's face over one runtime.
+
+Importing this module starts nothing and patches nothing; the caller (``serve`` or the
+gunicorn config) owns the process.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from ..errors import MisoError
+from ..runtime import Runtime
+from .envelopes import MISO, SKILL, Envelope, envelope_for
+from .faces import events, meta, miso, skill_auth
+from .guard import RequestGuard
+from .sse import StreamRegistry
+
+logger = logging.getLogger(__name__)
+
+#: Each face's blueprint and the envelope its errors use.
+FACES: list[tuple[object, Envelope]] = [
+    (miso.blueprint, MISO),
+    (skill_auth.blueprint, SKILL),
+    (events.blueprint, SKILL),
+    (meta.blueprint, MISO),
+]
+
+_CODE_BY_STATUS = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def create_app(runtime: Runtime) -> Flask:
+    """Build the app for ``runtime``; every route of every face is registered here."""
+    app = Flask("miso_runtime", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
+    app.json.sort_keys = False
+    envelopes = {blueprint.name: envelope for blueprint, envelope in FACES}
+
+    def envelope_of(req) -> Envelope:
+        return envelope_for(req, envelopes)
+
+    app.extensions["miso.runtime"] = runtime
+    app.extensions["miso.streams"] = StreamRegistry()
+    app.extensions["miso.envelope_for"] = envelope_of
+
+    RequestGuard(runtime.settings, runtime.tokens).install(app)
+    for blueprint, _envelope in FACES:
+        app.register_blueprint(blueprint)
+
+    @app.errorhandler(MisoError)
+    def render_miso_error(error: MisoError) -> Response:
+        if error.status >= 500:
+            logger.error("%s %s failed: %s", request.method, request.path, error.message)
+        return envelope_of(request).render(error.status, error.code, error.message)
+
+    @app.errorhandler(HTTPException)
+    def render_http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = _CODE_BY_STATUS.get(status, (error.name or "error").lower().replace(" ", "_"))
+        headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
+        return envelope_of(request).render(status, code, error.description or error.name, headers)
+
+    @app.errorhandler(Exception)
+    def render_unexpected(error: Exception) -> Response:
+        logger.exception("%s %s raised", request.method, request.path)
+        return envelope_of(request).render(500, "internal_error", "the runtime hit an unexpected error; see its log")
+
+    return app

@@ -1,0 +1,109 @@
+"""The checks every request passes before its view runs.
+
+In order: the ``Host`` header must name a loopback host (a page on another site that rebinds
+its DNS name to 127.0.0.1 still sends its own name); a browser ``Origin`` must be allowed;
+the body must fit the size limit; and the token must exist and carry a scope that the
+route's declared access allows. Preflight ``OPTIONS`` requests get their CORS answer here.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, request
+
+from .. import constants
+from ..auth import TokenService, allows
+from ..config import Settings
+from ..errors import MisoError
+from .endpoint import declared_access, is_public
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_HEADERS = "Authorization, Content-Type, x-miso-auth, Last-Event-ID"
+ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+def presented_token() -> str | None:
+    """The token from ``x-miso-auth``, ``Authorization: Bearer`` or ``?token=``, in that order."""
+    header = request.headers.get("x-miso-auth")
+    if header:
+        return header.strip()
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.args.get("token") or None
+
+
+def _hostname(host_header: str) -> str:
+    if host_header.startswith("["):
+        return host_header[: host_header.find("]") + 1]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+class RequestGuard:
+    """Host, origin, size and token checks, installed as the app's first ``before_request``."""
+
+    def __init__(self, settings: Settings, tokens: TokenService) -> None:
+        self._tokens = tokens
+        self._max_body = settings.max_body_bytes
+        self._origins = frozenset(origin.rstrip("/") for origin in settings.cors_origins)
+        hosts = set(constants.LOOPBACK_HOSTS)
+        if settings.host not in ("0.0.0.0", "::", ""):
+            hosts.add(settings.host)
+        self._hosts = frozenset(hosts)
+
+    def install(self, app: Flask) -> None:
+        app.before_request(self.check)
+        app.after_request(self.add_cors_headers)
+
+    def _origin_allowed(self, origin: str) -> bool:
+        if origin.rstrip("/") in self._origins:
+            return True
+        # Same origin: a page served by this runtime itself.
+        parts = urlsplit(origin)
+        return parts.hostname in self._hosts and f"{parts.hostname}:{parts.port}" == request.host
+
+    def check(self) -> Response | None:
+        if _hostname(request.host) not in self._hosts:
+            raise MisoError(403, "forbidden_host", f"requests must address a loopback host, not {request.host!r}")
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin):
+            raise MisoError(403, "origin_not_allowed", f"origin {origin!r} is not in the allowed origins")
+        if request.method == "OPTIONS":
+            return self._preflight(origin)
+        if request.content_length is not None and request.content_length > self._max_body:
+            raise MisoError(413, "payload_too_large", f"request bodies are limited to {self._max_body} bytes")
+        if request.url_rule is None:
+            return None  # routing failed: the 404/405 handler answers
+        from flask import current_app
+
+        view = current_app.view_functions[request.endpoint]
+        if is_public(view):
+            return None
+        access = declared_access(view)
+        principal = self._tokens.authenticate(presented_token())
+        if principal is None:
+            raise MisoError(401, "unauthorized", "Invalid auth token")
+        if access is None or not allows(principal.scope, access):
+            raise MisoError(403, "forbidden", f"a {principal.scope} token cannot call {request.method} {request.path}")
+        g.principal = principal
+        return None
+
+    def _preflight(self, origin: str | None) -> Response:
+        response = Response(status=204)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+            response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    def add_cors_headers(self, response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if origin is not None and self._origin_allowed(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers.add("Vary", "Origin")
+        return response

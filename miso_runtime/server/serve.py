@@ -1,0 +1,113 @@
+"""Running the app on gevent's WSGI server: the ready line, signals, and watching the parent.
+
+The caller must have monkey-patched before importing this module (``miso_runtime.__main__``
+and the console script do it first thing). Lifecycle:
+
+1. bind (port 0 = any free port) and start serving;
+2. print the one ready line on stdout: ``{"event":"ready","port":...,"pid":...,"version":...}``;
+3. on SIGTERM/SIGINT, the parent's death (``--parent-pid``) or stdin closing
+   (``--exit-on-stdin-close``): stop accepting, end open streams with their final event,
+   close idle connections, and return so the process exits 0 within ``SHUTDOWN_GRACE_S`` + 1 s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+
+import gevent
+import gevent.event
+import gevent.os
+from gevent.pywsgi import WSGIHandler, WSGIServer
+
+from .. import constants
+from ..runtime import Runtime, build_runtime
+from ..config import Settings
+from .app import create_app
+
+logger = logging.getLogger(__name__)
+
+
+class _Handler(WSGIHandler):
+    """gevent's handler, exposing the client socket so that streams can watch it for close."""
+
+    def get_environ(self):  # noqa: D401 - gevent's hook
+        environ = super().get_environ()
+        environ["miso.client_socket"] = self.socket
+        return environ
+
+
+class _AccessLog:
+    """A file-like sink for gevent's access log that writes to ``logging`` at DEBUG."""
+
+    def write(self, line: str) -> None:
+        logger.debug(line.rstrip())
+
+
+def ready_line(port: int, version: str) -> str:
+    return json.dumps({"event": "ready", "port": port, "pid": os.getpid(), "version": version}, separators=(",", ":"))
+
+
+def _watch_parent(pid: int, stop: gevent.event.Event) -> None:
+    while not stop.is_set():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            logger.info("parent process %d is gone; shutting down", pid)
+            stop.set()
+            return
+        except PermissionError:
+            pass  # alive, owned by someone else
+        if os.getppid() == 1 and pid != 1:
+            logger.info("orphaned (parent %d is gone); shutting down", pid)
+            stop.set()
+            return
+        gevent.sleep(constants.PARENT_POLL_S)
+
+
+def _watch_stdin(stop: gevent.event.Event) -> None:
+    """Set ``stop`` when stdin reaches end of file (the app that spawned us closed its pipe)."""
+    try:
+        while gevent.os.tp_read(sys.stdin.fileno(), 4096):
+            pass
+    except OSError:
+        pass
+    logger.info("stdin closed; shutting down")
+    stop.set()
+
+
+def serve(settings: Settings) -> int:
+    """Serve until asked to stop; returns the process exit code."""
+    runtime: Runtime = build_runtime(settings)
+    app = create_app(runtime)
+    server = WSGIServer((settings.host, settings.port), app, handler_class=_Handler, log=_AccessLog(), error_log=_AccessLog())
+    server.start()
+    port = server.server_port
+    stop = gevent.event.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, stop.set)
+    if settings.parent_pid:
+        gevent.spawn(_watch_parent, settings.parent_pid, stop)
+    if settings.exit_on_stdin_close:
+        gevent.spawn(_watch_stdin, stop)
+    logger.info("serving on http://%s:%d (data dir %s)", settings.host, port, settings.data_dir)
+    sys.stdout.write(ready_line(port, runtime.version) + "\n")
+    sys.stdout.flush()
+    # Import the provider client libraries in a native thread: the hub keeps serving meanwhile.
+    gevent.get_hub().threadpool.spawn(runtime.chat.registry.warm_up)
+    stop.wait()
+    shutdown(server, app)
+    return 0
+
+
+def shutdown(server: WSGIServer, app) -> None:
+    """Stop accepting, let streams send their final event, then stop the server."""
+    logger.info("shutting down")
+    server.close()
+    app.extensions["miso.streams"].shutdown(constants.SHUTDOWN_GRACE_S)
+    app.extensions["miso.runtime"].bus.close_all()
+    server.stop(timeout=1.0)
+    logger.info("stopped")

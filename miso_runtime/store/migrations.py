@@ -1,0 +1,125 @@
+"""Numbered schema migrations.
+
+Each migration is a function that takes the database and changes it once; its number is its
+position in :data:`MIGRATIONS` (starting at 1). The applied numbers are kept in
+``_migrations``, so each process can call :func:`migrate` at start-up safely: an
+``IMMEDIATE`` transaction makes concurrent starters wait for each other.
+
+Add a migration by appending a function; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import sqlite_utils
+
+logger = logging.getLogger(__name__)
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _conversations(db: sqlite_utils.Database) -> None:
+    """Threads, their messages, and a per-thread event log.
+
+    One conversation store serves three faces: Miso chat threads, Caco sessions and Maria
+    tasks; ``face`` says which one created a thread. ``thread_events`` is the append-only log
+    that later contracts replay (task events, session events); ``seq`` orders it per thread.
+    """
+    db["threads"].create(
+        {
+            "id": str,
+            "face": str,
+            "title": str,
+            "created_at_ms": int,
+            "updated_at_ms": int,
+            "metadata": str,
+        },
+        pk="id",
+        not_null={"face", "created_at_ms", "updated_at_ms"},
+        defaults={"title": "", "metadata": "{}"},
+    )
+    db["messages"].create(
+        {
+            "id": int,
+            "thread_id": str,
+            "seq": int,
+            "role": str,
+            "content": str,
+            "status": str,
+            "provider": str,
+            "model": str,
+            "usage": str,
+            "created_at_ms": int,
+        },
+        pk="id",
+        foreign_keys=[("thread_id", "threads", "id")],
+        not_null={"thread_id", "seq", "role", "content", "status", "created_at_ms"},
+    )
+    db["messages"].create_index(["thread_id", "seq"], unique=True)
+    db["thread_events"].create(
+        {
+            "id": int,
+            "thread_id": str,
+            "seq": int,
+            "type": str,
+            "payload": str,
+            "created_at_ms": int,
+        },
+        pk="id",
+        foreign_keys=[("thread_id", "threads", "id")],
+        not_null={"thread_id", "seq", "type", "payload", "created_at_ms"},
+    )
+    db["thread_events"].create_index(["thread_id", "seq"], unique=True)
+
+
+def _auth_tokens(db: sqlite_utils.Database) -> None:
+    """Issued API tokens: only a SHA-256 hash of each token is kept."""
+    db["auth_tokens"].create(
+        {
+            "id": str,
+            "name": str,
+            "acl": str,
+            "token_hash": str,
+            "created_at_ms": int,
+            "expires_at_ms": int,
+            "revoked_at_ms": int,
+            "last_used_at_ms": int,
+        },
+        pk="id",
+        not_null={"name", "acl", "token_hash", "created_at_ms"},
+    )
+    db["auth_tokens"].create_index(["token_hash"], unique=True)
+
+
+MIGRATIONS: list[Migration] = [_conversations, _auth_tokens]
+
+
+def migrate(db: sqlite_utils.Database) -> list[int]:
+    """Apply every migration not yet applied; return the numbers applied now."""
+    conn = db.conn
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (number INTEGER PRIMARY KEY, name TEXT, applied_at_ms INTEGER)"
+    )
+    applied_now: list[int] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        done = {row[0] for row in conn.execute("SELECT number FROM _migrations")}
+        for number, migration in enumerate(MIGRATIONS, start=1):
+            if number in done:
+                continue
+            migration(db)
+            conn.execute(
+                "INSERT INTO _migrations (number, name, applied_at_ms) VALUES (?, ?, ?)",
+                (number, migration.__name__.lstrip("_"), int(time.time() * 1000)),
+            )
+            applied_now.append(number)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if applied_now:
+        logger.info("applied migrations %s", applied_now)
+    return applied_now

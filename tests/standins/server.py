@@ -1,0 +1,597 @@
+"""Shared machinery for the loopback stand-ins of the cloud LLM providers.
+
+The tests and benchmarks cannot reach OpenAI, Anthropic or a user's Ollama, so they talk to
+small HTTP servers on 127.0.0.1 that speak each provider's exact wire format. This module holds
+what the three have in common: a threaded HTTP/1.1 server on a free port, a record of every
+request, a :class:`Script` that says what to answer, and one streaming loop that paces tokens,
+injects errors and drops, and notices promptly when the client goes away (the property the
+runtime's "a client that goes away stops the upstream call" rule is tested against).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import secrets
+import select
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+logger = logging.getLogger(__name__)
+
+_HOST = "127.0.0.1"
+_ACCEPT_POLL_S = 0.05
+"""How often the accept loop looks for a stop request; bounds how long :meth:`stop` takes."""
+_STOP_JOIN_S = 2.0
+
+
+@dataclass
+class Script:
+    """What a stand-in answers; replace or mutate ``server.script`` between requests.
+
+    A request reads the script once when it arrives, so changing it affects the next request,
+    never one already streaming.
+    """
+
+    tokens: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "!"])
+    """Text pieces, one per streamed chunk/event."""
+    token_delay_s: float = 0.0
+    """Sleep before each token."""
+    first_token_delay_s: float = 0.0
+    """Extra sleep before the first token (time to first token = this + ``token_delay_s``)."""
+    prompt_tokens: int = 11
+    completion_tokens: int | None = None
+    """Reported output token count; None means ``len(tokens)``."""
+    http_error: int | None = None
+    """Answer this status with the provider's JSON error body instead of a completion."""
+    error_after_tokens: int | None = None
+    """After this many tokens, send the provider's mid-stream error and end the response."""
+    drop_after_tokens: int | None = None
+    """After this many tokens, close the TCP connection without ending the response."""
+    ping_every: int = 0
+    """Anthropic only: an extra ``ping`` event after every N tokens (0: only the opening ping)."""
+    models: list[str] | None = None
+    """What the model list returns; None means the stand-in's ``default_models``."""
+    required_api_key: str | None = None
+    """When set, a request with another key gets the provider's 401 (Ollama has no key)."""
+    tags_delay_s: float = 0.0
+    """Ollama only: sleep before answering ``GET /api/tags``."""
+
+    @property
+    def completion_token_count(self) -> int:
+        """The output token count to report in usage fields."""
+        return len(self.tokens) if self.completion_tokens is None else self.completion_tokens
+
+    @property
+    def text(self) -> str:
+        """The whole answer, as a non-streaming response carries it."""
+        return "".join(self.tokens)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the stand-in received it, for tests to assert what a client sent."""
+
+    method: str
+    path: str
+    """The path without the query string."""
+    query: str
+    headers: dict[str, str]
+    """Header names lower-cased."""
+    body: bytes
+    json: Any
+    """The parsed JSON body, or None when the body is empty or not JSON."""
+
+
+class StreamOutcome(enum.Enum):
+    """How a streaming response ended."""
+
+    COMPLETED = "completed"
+    """Every token and the provider's proper ending were written."""
+    ABORTED = "aborted"
+    """The client closed the connection before the end."""
+    ERRORED = "errored"
+    """The script injected the provider's mid-stream error."""
+    DROPPED = "dropped"
+    """The script made the server cut the connection."""
+
+
+@dataclass
+class _StreamRecord:
+    """One streaming response; ``outcome`` stays None while it runs."""
+
+    outcome: StreamOutcome | None = None
+
+
+class ClientGone(Exception):
+    """The client closed its connection; the handler stops writing and closes its side."""
+
+
+@dataclass(frozen=True)
+class StreamFrames:
+    """How one provider frames a streaming answer on the wire.
+
+    Each callable returns the bytes to write as one HTTP chunk; ``closing`` is called only once
+    every token is out so it can report measured durations.
+    """
+
+    content_type: str
+    opening: bytes
+    token: Callable[[int, str], bytes]
+    closing: Callable[[], bytes]
+    error: bytes
+
+
+class Exchange:
+    """One request and its response on a connection: the writes a provider needs.
+
+    Every write and pause raises :class:`ClientGone` once the client has closed the connection.
+    """
+
+    def __init__(self, handler: _Handler, request: RecordedRequest) -> None:
+        self._handler = handler
+        self.request = request
+
+    @property
+    def json(self) -> Any:
+        """The parsed request body (a dict for every provider call)."""
+        return self.request.json
+
+    def send_json(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        """Answer with a complete JSON body; the connection stays open for the next request."""
+        self.send_bytes(status, json.dumps(body).encode(), "application/json", headers)
+
+    def send_bytes(
+        self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer with a complete body of any type."""
+        handler = self._handler
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", content_type)
+            handler.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except ConnectionError as err:
+            raise ClientGone from err
+
+    def begin_stream(self, content_type: str, headers: dict[str, str] | None = None) -> None:
+        """Send 200 headers for a chunked body, as the real APIs stream over keep-alive."""
+        handler = self._handler
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", content_type)
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.send_header("Cache-Control", "no-cache")
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
+            handler.end_headers()
+        except ConnectionError as err:
+            raise ClientGone from err
+
+    def write_chunk(self, data: bytes) -> None:
+        """Write one chunk of a chunked body."""
+        if not data:
+            return  # an empty chunk would end the body
+        try:
+            self._handler.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+        except ConnectionError as err:
+            raise ClientGone from err
+
+    def end_stream(self, last: bytes = b"") -> None:
+        """Write ``last`` and the terminating zero-length chunk in one go: a complete body."""
+        frame = b"%X\r\n%s\r\n" % (len(last), last) if last else b""
+        try:
+            self._handler.wfile.write(frame + b"0\r\n\r\n")
+        except ConnectionError as err:
+            raise ClientGone from err
+
+    def drop(self) -> None:
+        """Cut the connection mid-body: FIN without the terminating chunk, as a crashed proxy would."""
+        self._handler.close_connection = True
+        try:
+            self._handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            logger.debug("connection already gone when dropping it")
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` while watching the socket, raising :class:`ClientGone` at once on a close.
+
+        A write to a socket the peer has closed often succeeds (the kernel buffers it), so waiting
+        for a failed write could miss a disconnect for several tokens. Instead the wait itself is
+        a poll on the socket: a close makes it readable, and a peek that returns no bytes proves
+        end-of-stream. This runs even for a zero pause, so every token checks once.
+        """
+        sock = self._handler.connection
+        deadline = time.monotonic() + seconds
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            if not poller.poll(remaining * 1000):
+                return
+            try:
+                peeked = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                peeked = b"?"
+            except OSError as err:
+                raise ClientGone from err
+            if not peeked:
+                raise ClientGone
+            # The client sent bytes while we stream (it never should); they stay for the next
+            # request, and polling would spin on them, so sleep out the rest plainly.
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            return
+
+
+class StandInServer(ABC):
+    """A provider stand-in on a free loopback port; use as a context manager or start/stop it.
+
+    Subclasses route requests in :meth:`handle` and build the provider's error bodies in
+    :meth:`error_body`; the streaming loop, records and lifecycle live here.
+    """
+
+    default_models: ClassVar[tuple[str, ...]] = ()
+    """Realistic model names for the model list when the script sets none."""
+
+    def __init__(self, script: Script | None = None) -> None:
+        self.script = script if script is not None else Script()
+        self._changed = threading.Condition()
+        self._requests: list[RecordedRequest] = []
+        self._streams: list[_StreamRecord] = []
+        self._active_streams = 0
+        self._peak_active_streams = 0
+        self._connections: set[socket.socket] = set()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind 127.0.0.1 on a free port and serve from a daemon thread; idempotent."""
+        if self._httpd is None:
+            self._httpd = _HTTPServer(self)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": _ACCEPT_POLL_S},
+                name=f"{type(self).__name__}:{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+            logger.debug("%s listening on %s", type(self).__name__, self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, cut every open connection (open streams included) and close; idempotent.
+
+        Shutting the sockets down wakes handler threads blocked in a read or a token pause, so
+        stopping never waits for a slow script to finish.
+        """
+        httpd, thread = self._httpd, self._thread
+        if httpd is None or thread is None:
+            return
+        httpd.shutdown()
+        with self._changed:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                logger.debug("connection already closed at stop")
+        httpd.server_close()
+        thread.join(_STOP_JOIN_S)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port; the server must be started."""
+        if self._httpd is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` with no path."""
+        return f"http://{_HOST}:{self.port}"
+
+    @property
+    def models(self) -> list[str]:
+        """The model names the current script exposes."""
+        return list(self.script.models if self.script.models is not None else self.default_models)
+
+    # -- records ---------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, oldest first (a copy)."""
+        with self._changed:
+            return list(self._requests)
+
+    @property
+    def last_request(self) -> RecordedRequest | None:
+        with self._changed:
+            return self._requests[-1] if self._requests else None
+
+    @property
+    def last_request_json(self) -> Any:
+        """The parsed body of the latest request, or None."""
+        last = self.last_request
+        return None if last is None else last.json
+
+    @property
+    def stream_outcomes(self) -> list[StreamOutcome]:
+        """How each ended streaming response ended, in the order they started."""
+        with self._changed:
+            return self._ended()
+
+    @property
+    def completed_streams(self) -> int:
+        return self._count(StreamOutcome.COMPLETED)
+
+    @property
+    def aborted_streams(self) -> int:
+        """Streams the client closed before their end."""
+        return self._count(StreamOutcome.ABORTED)
+
+    @property
+    def active_streams(self) -> int:
+        """Streams being written right now."""
+        with self._changed:
+            return self._active_streams
+
+    @property
+    def peak_active_streams(self) -> int:
+        """The most streams that were open at once since start or :meth:`reset`."""
+        with self._changed:
+            return self._peak_active_streams
+
+    def wait_for_disconnect(self, timeout: float = 2.0, count: int = 1) -> bool:
+        """Wait until at least ``count`` streams were aborted by their client; False on timeout."""
+        return self._wait(lambda: self._ended().count(StreamOutcome.ABORTED) >= count, timeout)
+
+    def wait_for_streams(self, count: int, timeout: float = 5.0) -> bool:
+        """Wait until at least ``count`` streams have ended, however they ended; False on timeout."""
+        return self._wait(lambda: len(self._ended()) >= count, timeout)
+
+    def reset(self) -> None:
+        """Forget recorded requests and stream outcomes (the script is left as it is)."""
+        with self._changed:
+            self._requests.clear()
+            self._streams.clear()
+            self._peak_active_streams = self._active_streams
+
+    # -- provider hooks --------------------------------------------------------------------
+
+    @abstractmethod
+    def handle(self, exchange: Exchange, script: Script) -> None:
+        """Route one request and answer it."""
+
+    @abstractmethod
+    def error_body(self, status: int, model: str) -> object:
+        """The provider's JSON error body for an HTTP status about ``model``."""
+
+    def response_headers(self) -> dict[str, str]:
+        """Extra headers the provider puts on every answer (request ids)."""
+        return {}
+
+    # -- helpers for providers -------------------------------------------------------------
+
+    def send_error(self, exchange: Exchange, status: int, model: str) -> None:
+        """Answer ``status`` with the provider's error body."""
+        exchange.send_json(status, self.error_body(status, model), self.response_headers())
+
+    def stream(self, exchange: Exchange, script: Script, frames: StreamFrames) -> None:
+        """Write a streaming answer token by token as the script says, recording how it ended.
+
+        The outcome is recorded just before the write that lets the client see the end, so a
+        test that has finished reading can assert it without waiting; a write that then fails
+        still turns it into ``ABORTED``.
+        """
+        record = self._open_stream()
+        try:
+            exchange.begin_stream(frames.content_type, self.response_headers())
+            exchange.pause(script.first_token_delay_s)
+            exchange.write_chunk(frames.opening)
+            for index, token in _scripted_tokens(script):
+                if index == script.drop_after_tokens:
+                    self._settle(record, StreamOutcome.DROPPED)
+                    exchange.drop()
+                    return
+                if index == script.error_after_tokens:
+                    self._settle(record, StreamOutcome.ERRORED)
+                    exchange.end_stream(frames.error)
+                    return
+                if token is None:
+                    break
+                exchange.pause(script.token_delay_s)
+                exchange.write_chunk(frames.token(index, token))
+            closing = frames.closing()
+            self._settle(record, StreamOutcome.COMPLETED)
+            exchange.end_stream(closing)
+        except ClientGone:
+            self._settle(record, StreamOutcome.ABORTED)
+            raise
+        finally:
+            self._close_stream()
+
+    def generate_blocking(self, exchange: Exchange, script: Script, model: str) -> bool:
+        """Spend the script's generation time for a non-streaming answer.
+
+        Returns True when the caller should send the full answer. A drop cuts the connection
+        with no response; an injected error becomes the provider's 500, which is how a failure
+        during generation reaches a non-streaming client.
+        """
+        steps = len(script.tokens)
+        for limit in (script.drop_after_tokens, script.error_after_tokens):
+            if limit is not None:
+                steps = min(steps, limit)
+        exchange.pause(script.first_token_delay_s + script.token_delay_s * steps)
+        if script.drop_after_tokens is not None and script.drop_after_tokens <= len(script.tokens):
+            exchange.drop()
+            return False
+        if script.error_after_tokens is not None and script.error_after_tokens <= len(script.tokens):
+            self.send_error(exchange, 500, model)
+            return False
+        return True
+
+    def api_key_ok(self, script: Script, presented: str | None) -> bool:
+        """Whether the presented key satisfies the script (always, when it requires none)."""
+        return script.required_api_key is None or presented == script.required_api_key
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _ended(self) -> list[StreamOutcome]:
+        """Outcomes of the streams that ended; the caller holds the lock."""
+        return [record.outcome for record in self._streams if record.outcome is not None]
+
+    def _count(self, outcome: StreamOutcome) -> int:
+        with self._changed:
+            return self._ended().count(outcome)
+
+    def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    def _open_stream(self) -> _StreamRecord:
+        record = _StreamRecord()
+        with self._changed:
+            self._streams.append(record)
+            self._active_streams += 1
+            self._peak_active_streams = max(self._peak_active_streams, self._active_streams)
+        return record
+
+    def _settle(self, record: _StreamRecord, outcome: StreamOutcome) -> None:
+        logger.debug("%s stream %s", type(self).__name__, outcome.value)
+        with self._changed:
+            record.outcome = outcome
+            self._changed.notify_all()
+
+    def _close_stream(self) -> None:
+        with self._changed:
+            self._active_streams -= 1
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._changed:
+            self._requests.append(request)
+
+    def _track(self, conn: socket.socket, open_: bool) -> None:
+        with self._changed:
+            if open_:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+
+def _scripted_tokens(script: Script) -> Iterator[tuple[int, str | None]]:
+    """Yield (index, token) for each token, then (len, None) so cut-offs at the end still fire."""
+    yield from enumerate(script.tokens)
+    yield len(script.tokens), None
+
+
+def bearer_token(request: RecordedRequest) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None."""
+    authorization = request.headers.get("authorization", "")
+    return authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    """A random id in the style providers use (``chatcmpl-…``, ``msg_…``)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """Threaded HTTP server that knows its stand-in and keeps quiet on stderr."""
+
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, standin: StandInServer) -> None:
+        self.standin = standin
+        super().__init__((_HOST, 0), _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name with getfqdn, a reverse DNS lookup that
+        # can stall for seconds in a sandbox; loopback needs no name.
+        TCPServer.server_bind(self)
+        self.server_name = _HOST
+        self.server_port = int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("error while serving %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Reads a request, records it and hands it to the stand-in; keeps connections alive."""
+
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.standin._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.standin._track(self.connection, False)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        request = RecordedRequest(
+            method=self.command,
+            path=path,
+            query=query,
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body,
+            json=parsed,
+        )
+        standin = self.server.standin
+        standin._record(request)
+        try:
+            standin.handle(Exchange(self, request), standin.script)
+        except ClientGone:
+            logger.debug("client closed the connection during %s %s", self.command, path)
+            self.close_connection = True
