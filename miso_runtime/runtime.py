@@ -43,7 +43,8 @@ def build_runtime(settings: Settings) -> Runtime:
     admin_token, source = load_admin_token(configured_token, settings.data_dir)
     conversations = ConversationStore(db)
     registry = ProviderRegistry.from_settings(settings)
-    chat = ChatService(conversations, registry, settings.provider, settings.model)
+    bus = EventBus()
+    chat = ChatService(conversations, registry, bus, settings.provider, settings.model)
     return Runtime(
         settings=settings,
         tokens=TokenService(admin_token, TokenRepository(db)),
@@ -51,5 +52,5 @@ def build_runtime(settings: Settings) -> Runtime:
         conversations=conversations,
         chat=chat,
         catalog=ModelCatalog(registry, chat.default_model),
-        bus=EventBus(),
+        bus=bus,
     )

@@ -7,6 +7,7 @@ format mistake in a stand-in shows up here rather than as a confusing failure el
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -20,56 +21,71 @@ import ollama
 import openai
 import pytest
 
-try:
-    from tests.standins import (
-        AnthropicStandIn,
-        OllamaStandIn,
-        OpenAIStandIn,
-        Script,
-        StandInServer,
-        StreamOutcome,
-    )
-except ModuleNotFoundError:  # tests/ is not a package and the repo root is not on sys.path
-    from standins import (  # type: ignore[no-redef]
-        AnthropicStandIn,
-        OllamaStandIn,
-        OpenAIStandIn,
-        Script,
-        StandInServer,
-        StreamOutcome,
-    )
+from tests.standins import (
+    AnthropicStandIn,
+    OllamaStandIn,
+    OpenAIStandIn,
+    Script,
+    StandInServer,
+    StreamOutcome,
+)
 
 USER = [{"role": "user", "content": "Say hello"}]
 TOKENS = ["Hello", ",", " world", "!"]
 CLAUDE = "claude-haiku-4-5-20251001"
 
 
-@pytest.fixture
-def openai_server() -> Iterator[OpenAIStandIn]:
+# One stand-in of each kind per module, reset before each test that uses it, and one client per
+# stand-in and key: starting servers and building clients would otherwise dominate the run.
+
+
+@pytest.fixture(scope="module")
+def _openai_module() -> Iterator[OpenAIStandIn]:
     with OpenAIStandIn() as server:
         yield server
 
 
-@pytest.fixture
-def anthropic_server() -> Iterator[AnthropicStandIn]:
+@pytest.fixture(scope="module")
+def _anthropic_module() -> Iterator[AnthropicStandIn]:
     with AnthropicStandIn() as server:
         yield server
 
 
-@pytest.fixture
-def ollama_server() -> Iterator[OllamaStandIn]:
+@pytest.fixture(scope="module")
+def _ollama_module() -> Iterator[OllamaStandIn]:
     with OllamaStandIn() as server:
         yield server
 
 
+@pytest.fixture
+def openai_server(_openai_module: OpenAIStandIn) -> OpenAIStandIn:
+    _openai_module.reset()
+    return _openai_module
+
+
+@pytest.fixture
+def anthropic_server(_anthropic_module: AnthropicStandIn) -> AnthropicStandIn:
+    _anthropic_module.reset()
+    return _anthropic_module
+
+
+@pytest.fixture
+def ollama_server(_ollama_module: OllamaStandIn) -> OllamaStandIn:
+    _ollama_module.reset()
+    return _ollama_module
+
+
+@functools.cache
 def openai_client(server: OpenAIStandIn, api_key: str = "sk-test") -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url, api_key=api_key, max_retries=0, timeout=10)
 
 
+@functools.cache
 def anthropic_client(server: AnthropicStandIn, api_key: str = "sk-ant-test") -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=server.base_url, api_key=api_key, max_retries=0, timeout=10)
 
 
+@functools.cache
 def ollama_client(server: OllamaStandIn) -> ollama.Client:
     return ollama.Client(host=server.host, timeout=10)
 
@@ -531,7 +547,7 @@ def _read_one_then_close_ollama(server: StandInServer) -> None:
 def test_client_disconnect_is_noticed_within_a_token_delay(
     server_type: type[StandInServer], read_one_then_close: Callable[[StandInServer], None]
 ) -> None:
-    delay = 0.5
+    delay = 0.3
     with server_type(Script(tokens=["tok"] * 50, token_delay_s=delay)) as server:
         read_one_then_close(server)
         closed_at = time.monotonic()
@@ -628,13 +644,20 @@ def test_context_manager_serves_loopback_and_releases_port() -> None:
         httpx.get(f"{url}/api/version")
 
 
-def test_requests_are_recorded_and_reset(openai_server: OpenAIStandIn) -> None:
-    client = openai_client(openai_server)
-    client.models.list()
-    client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True).close()
+def test_requests_are_recorded_and_reset_restores_the_script() -> None:
+    with OpenAIStandIn(Script(tokens=["x"])) as server:
+        client = openai_client(server)
+        client.models.list()
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True))
 
-    methods_paths = [(r.method, r.path) for r in openai_server.requests]
-    assert methods_paths == [("GET", "/v1/models"), ("POST", "/v1/chat/completions")]
-    assert openai_server.requests[0].json is None
-    openai_server.reset()
-    assert openai_server.requests == [] and openai_server.last_request_json is None
+        methods_paths = [(r.method, r.path) for r in server.requests]
+        assert methods_paths == [("GET", "/v1/models"), ("POST", "/v1/chat/completions")]
+        assert server.requests[0].json is None
+        assert server.stream_outcomes == [StreamOutcome.COMPLETED]
+
+        server.script.tokens.append("mutated")
+        server.script.http_error = 500
+        server.reset()
+        assert server.requests == [] and server.last_request_json is None
+        assert server.stream_outcomes == []
+        assert server.script == Script(tokens=["x"])

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from ..bus import EventBus
 from ..errors import MisoError
 from ..store.conversations import ConversationStore, now_ms
 from .events import ChatEvent, Done, Error, Meta, Token
@@ -61,10 +62,12 @@ class ChatService:
         self,
         conversations: ConversationStore,
         registry: ProviderRegistry,
+        bus: EventBus,
         configured_provider: str | None = None,
         configured_model: str | None = None,
     ) -> None:
         self._conversations = conversations
+        self._bus = bus
         self._registry = registry
         self._configured_provider = configured_provider
         self._configured_model = configured_model
@@ -113,14 +116,23 @@ class ChatService:
             ]
         self._conversations.append_message(thread.id, "user", request.message)
         call = ProviderCall(ref.model, [*history, ChatTurn("user", request.message)], request.options, api_key)
-        return PreparedChat(self._conversations, provider, ref, thread.id, call)
+        return PreparedChat(self._conversations, self._bus, provider, ref, thread.id, call)
 
 
 class PreparedChat:
     """A validated request, ready to stream."""
 
-    def __init__(self, conversations: ConversationStore, provider: ChatProvider, ref: ModelRef, thread_id: str, call: ProviderCall) -> None:
+    def __init__(
+        self,
+        conversations: ConversationStore,
+        bus: EventBus,
+        provider: ChatProvider,
+        ref: ModelRef,
+        thread_id: str,
+        call: ProviderCall,
+    ) -> None:
         self._conversations = conversations
+        self._bus = bus
         self._provider = provider
         self.model = ref
         self.thread_id = thread_id
@@ -136,6 +148,7 @@ class PreparedChat:
         """
         started_ms = now_ms()
         started = time.perf_counter()
+        self._publish("started")
         yield Meta(self.thread_id, self.model.id, started_ms)
         pieces: list[str] = []
         usage = UsageReport()
@@ -168,6 +181,11 @@ class PreparedChat:
         finally:
             upstream.close()
             self._store_reply("".join(pieces), status, usage, error)
+            self._publish(status)
+
+    def _publish(self, state: str) -> None:
+        """Tell other windows of the app that a chat stream started or ended (``chat:stream``)."""
+        self._bus.publish("chat:stream", {"thread_id": self.thread_id, "model": self.model.id, "state": state})
 
     def _usage(self, usage: UsageReport, pieces: list[str], started: float, first: float | None, finished: float) -> dict:
         completion_tokens = usage.completion_tokens

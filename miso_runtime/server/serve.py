@@ -82,6 +82,10 @@ def _watch_stdin(stop: gevent.event.Event) -> None:
 def serve(settings: Settings) -> int:
     """Serve until asked to stop; returns the process exit code."""
     runtime: Runtime = build_runtime(settings)
+    # Import the default provider's client library now: an import on the first request would
+    # stall every greenlet for a second or more. (Importing in a native thread instead can
+    # deadlock against gevent's patched locks.)
+    runtime.chat.registry.warm_up([runtime.chat.default_model().provider])
     app = create_app(runtime)
     server = WSGIServer((settings.host, settings.port), app, handler_class=_Handler, log=_AccessLog(), error_log=_AccessLog())
     server.start()
@@ -96,8 +100,6 @@ def serve(settings: Settings) -> int:
     logger.info("serving on http://%s:%d (data dir %s)", settings.host, port, settings.data_dir)
     sys.stdout.write(ready_line(port, runtime.version) + "\n")
     sys.stdout.flush()
-    # Import the provider client libraries in a native thread: the hub keeps serving meanwhile.
-    gevent.get_hub().threadpool.spawn(runtime.chat.registry.warm_up)
     stop.wait()
     shutdown(server, app)
     return 0

@@ -4,6 +4,9 @@ System turns go to the ``system`` parameter (the Messages API has no system role
 comes from ``message_start`` (input tokens) and ``message_delta`` (output tokens). An
 ``event: error`` that arrives after the HTTP 200 surfaces as an exception in the client and
 becomes a stream error here, never a silent end.
+
+The current Messages API (and its client) has no ``temperature``; a request's temperature is
+therefore not sent to Anthropic rather than failing the whole request.
 """
 
 from __future__ import annotations
@@ -97,8 +100,6 @@ class AnthropicProvider:
         }
         if system:
             kwargs["system"] = system
-        if call.options.temperature is not None:
-            kwargs["temperature"] = call.options.temperature
         try:
             stream = client.messages.create(**kwargs)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a contract code

@@ -35,7 +35,8 @@ class ProviderRegistry:
     def names(self) -> list[str]:
         return list(self._providers)
 
-    def warm_up(self) -> None:
-        """Import every provider's client library (slow imports), so the first chat is not slowed."""
-        for provider in self._providers.values():
-            provider.warm_up()
+    def warm_up(self, names: list[str]) -> None:
+        """Import these providers' client libraries (slow imports) before the first chat needs them."""
+        for name in names:
+            if name in self._providers:
+                self._providers[name].warm_up()
