@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Callable
 
 from .. import constants
 from ..errors import MisoError
@@ -88,7 +89,8 @@ class IssuedToken:
 class TokenService:
     """Checks presented tokens and manages issued ones."""
 
-    def __init__(self, admin_token: str, repository: TokenRepository) -> None:
+    def __init__(self, admin_token: str, repository: TokenRepository, clock: Callable[[], int] = now_ms) -> None:
+        self._clock = clock
         self._admin_hash = hash_token(admin_token).encode()
         self._repository = repository
         self._lock = threading.Lock()
@@ -109,7 +111,7 @@ class TokenService:
         record = self._by_hash.get(digest)
         if record is None or not hmac.compare_digest(record.token_hash, digest):
             return None
-        stamp = now_ms()
+        stamp = self._clock()
         if record.revoked_at_ms is not None:
             return None
         if record.expires_at_ms is not None and record.expires_at_ms <= stamp:
@@ -121,7 +123,7 @@ class TokenService:
         if expiry not in constants.TOKEN_EXPIRY_S:
             raise MisoError(400, "invalid_request", f"expiry must be one of {', '.join(constants.TOKEN_EXPIRY_S)}")
         token = new_token()
-        created = now_ms()
+        created = self._clock()
         lifetime = constants.TOKEN_EXPIRY_S[expiry]
         record = TokenRecord(
             id=uuid.uuid4().hex,
@@ -141,8 +143,11 @@ class TokenService:
     def list(self) -> list[TokenRecord]:
         return self._repository.all()
 
+    def is_expired(self, record: TokenRecord) -> bool:
+        return record.expires_at_ms is not None and record.expires_at_ms <= self._clock()
+
     def revoke(self, token_id: str) -> None:
-        if not self._repository.revoke(token_id, now_ms()):
+        if not self._repository.revoke(token_id, self._clock()):
             raise MisoError(404, "not_found", f"no token with id {token_id!r}")
         self._reload()
         logger.info("revoked token %s", token_id)

@@ -22,6 +22,7 @@ from .openapi import spec
 
 ACCESS_ATTRIBUTE = "miso_access"
 PUBLIC_ATTRIBUTE = "miso_public"
+BODY_ATTRIBUTE = "miso_body"
 
 View = TypeVar("View", bound=Callable[..., Any])
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -101,6 +102,7 @@ def endpoint(
         # spectree finds a route's models through the __wrapped__ chain; point it at the
         # documented wrapper while requests run through ``run``.
         run.__wrapped__ = documented  # type: ignore[attr-defined]
+        setattr(run, BODY_ATTRIBUTE, body)
         if public:
             setattr(run, PUBLIC_ATTRIBUTE, True)
         else:
@@ -116,3 +118,8 @@ def declared_access(view: Callable[..., Any]) -> Access | None:
 
 def is_public(view: Callable[..., Any]) -> bool:
     return bool(getattr(view, PUBLIC_ATTRIBUTE, False))
+
+
+def declared_body(view: Callable[..., Any]) -> type[BaseModel] | None:
+    """The pydantic model of a route's JSON body, if it takes one."""
+    return getattr(view, BODY_ATTRIBUTE, None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from ...auth import Access
-from ...store.conversations import now_ms
 from ...store.tokens import TokenRecord
 from ..endpoint import endpoint
 from . import runtime
@@ -15,7 +14,7 @@ blueprint = Blueprint("skill_auth", __name__)
 
 
 def _info(record: TokenRecord) -> dict:
-    expired = record.expires_at_ms is not None and record.expires_at_ms <= now_ms()
+    expired = runtime().tokens.is_expired(record)
     return TokenInfo(
         id=record.id,
         name=record.name,

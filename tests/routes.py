@@ -1,0 +1,51 @@
+"""The app's routes as a test sees them: every rule, its view's declarations, a concrete path."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from miso_runtime.auth import Access
+from miso_runtime.config import load_settings
+from miso_runtime.runtime import build_runtime
+from miso_runtime.server.app import create_app
+from miso_runtime.server.endpoint import declared_access, declared_body, is_public
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    method: str
+    path: str
+    access: Access | None
+    public: bool
+    body_model: type | None
+    websocket: bool
+
+    @property
+    def miso_envelope(self) -> bool:
+        """Whether errors come in the Miso envelope (else the skill one)."""
+        return not (self.path.startswith("/v1/") or self.path in ("/healthz", "/readyz"))
+
+
+def app_routes(data_dir: Path) -> list[Route]:
+    """Every (rule, method) the app serves, with placeholders filled with harmless values."""
+    app = create_app(build_runtime(load_settings({"data_dir": data_dir, "auth_token": "unused"})))
+    routes = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"placeholder-\1", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append(
+                Route(
+                    rule=rule.rule,
+                    method=method,
+                    path=path,
+                    access=declared_access(view),
+                    public=is_public(view),
+                    body_model=declared_body(view),
+                    websocket=bool(getattr(rule, "websocket", False)),
+                )
+            )
+    return routes

@@ -1,0 +1,110 @@
+"""Bad input on every JSON route: a 4xx in the route's contract envelope, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.routes import app_routes
+from tests.sidecar import Sidecar
+
+
+@pytest.fixture(scope="module")
+def json_routes(tmp_path_factory):
+    routes = [r for r in app_routes(tmp_path_factory.mktemp("routes")) if r.body_model is not None and not r.public]
+    assert routes, "no JSON routes found"
+    return routes
+
+
+def wrong_types(model) -> dict:
+    """A body that gives every field of ``model`` a value of the wrong type."""
+    body = {}
+    for name, field in model.model_fields.items():
+        key = field.validation_alias.choices[0] if getattr(field.validation_alias, "choices", None) else name
+        text = str(field.annotation)
+        body[key] = 12345 if ("str" in text or "Scope" in text or "Literal" in text) else {"not": "this"}
+    return body
+
+
+def assert_envelope(route, response, status_range=range(400, 500)) -> str:
+    assert response.status_code in status_range, f"{route.method} {route.rule}: {response.status_code} {response.text}"
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    if route.miso_envelope:
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+        message = body["error"]["message"]
+    else:
+        assert set(body) == {"code", "message"}
+        message = body["message"]
+    assert message and "Traceback" not in message
+    return message
+
+
+def test_not_json(sidecar, json_routes):
+    for route in json_routes:
+        for raw in (b"{not json", b"\xff\xfe\x00", b"[1, 2", b"null", b"[]", b'"a string"'):
+            response = sidecar.http.request(
+                route.method, route.path, content=raw, headers={**sidecar.auth, "Content-Type": "application/json"}
+            )
+            assert_envelope(route, response)
+
+
+def test_empty_object(sidecar, json_routes):
+    for route in json_routes:
+        response = sidecar.http.request(route.method, route.path, json={}, headers=sidecar.auth)
+        message = assert_envelope(route, response)
+        required = [name for name, field in route.body_model.model_fields.items() if field.is_required()]
+        for name in required:
+            assert name in message, f"{route.rule}: {message!r} does not name {name}"
+
+
+def test_wrong_types_name_the_field(sidecar, json_routes):
+    for route in json_routes:
+        body = wrong_types(route.body_model)
+        response = sidecar.http.request(route.method, route.path, json=body, headers=sidecar.auth)
+        message = assert_envelope(route, response)
+        assert any(key in message for key in body), f"{route.rule}: {message!r} names no field of {sorted(body)}"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"message": "hi", "history": "not a list"}, "history"),
+        ({"message": "hi", "history": [{"role": "wizard", "content": "x"}]}, "history.0.role"),
+        ({"message": "hi", "options": {"temperature": "hot"}}, "options.temperature"),
+        ({"message": "hi", "options": {"maxTokens": -5}}, "options.maxTokens"),
+        ({"message": ["hi"]}, "message"),
+        ({"message": "hi", "threadId": 7}, "threadId"),
+    ],
+)
+def test_chat_stream_field_errors(sidecar, body, field):
+    response = sidecar.post("/chat/stream", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert field in response.json()["error"]["message"]
+
+
+def test_api_keys_are_not_echoed_in_errors(sidecar):
+    response = sidecar.post("/chat/stream", json={"message": "hi", "options": {"apiKey": 42, "temperature": "x"}})
+    assert response.status_code == 400
+    assert "42" not in response.text.replace("options.temperature", "")
+
+
+def test_unknown_routes_and_methods(sidecar):
+    missing = sidecar.get("/no/such/route")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    skill_missing = sidecar.get("/v1/no-such-thing")
+    assert skill_missing.status_code == 404 and skill_missing.json()["code"] == "not_found"
+    wrong_method = sidecar.http.delete("/chat/stream", headers=sidecar.auth)
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_body_over_the_limit_is_413(tmp_path):
+    side = Sidecar(tmp_path, env={"MISO_MAX_BODY_BYTES": "2048"})
+    try:
+        response = side.post("/chat/stream", json={"message": "x" * 5000})
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "payload_too_large"
+        small = side.post("/chat/stream", json={"message": ""})
+        assert small.status_code == 400
+    finally:
+        side.terminate()
