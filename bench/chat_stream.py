@@ -29,13 +29,20 @@ Why the anchor is fair
 ----------------------
 Both paths ask the same stand-in for the same reply with the same request (model, message,
 ``stream_options.include_usage``), and both clients are created once and warmed up with a
-throwaway request first, so no connection set-up is counted on either side. The sidecar itself
-uses the official ``openai`` client upstream, so the direct path is exactly the work the
+throwaway request first, so no first-use cost is counted on either side. (The ``openai``
+client, on both paths alike, opens a new upstream connection for every stream: it closes the
+connection after ``[DONE]``. Our client's connection to the sidecar is kept alive.) The sidecar
+itself uses the official ``openai`` client upstream, so the direct path is exactly the work the
 sidecar must do anyway; the difference is what the sidecar adds: the HTTP hop, routing, auth,
 storing the conversation, re-framing every chunk as an SSE event, and the client's parsing of
 those events (kept as light as the ``openai`` client's own SSE parsing: one ``json.loads`` per
-event). The concurrent phase warms every connection (the clients' and the sidecar's upstream
-pool) with one unmeasured round before the measured one, for both paths alike.
+event). The concurrent phase runs one unmeasured round before the measured one, for both paths
+alike, so the clients' connections and every first-use cost are warm.
+
+For the sidecar path the report also splits its time to first token: time to the response
+headers, to the ``meta`` event (the first event), and the sidecar's own ``done.usage.ttft_ms``
+(from the start of its handler to the first token it got from upstream); what is left is the
+time the first token spent inside the sidecar on its way out.
 
 The stand-in runs in its own process so that neither path's client shares an interpreter lock
 with the server. On a small machine the sidecar path still has three busy processes (client,
@@ -56,10 +63,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import IO
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -149,6 +158,18 @@ class StreamTiming:
     tokens: int
 
 
+@dataclass(frozen=True)
+class SidecarTiming(StreamTiming):
+    """A stream through the sidecar, with where its time to first token went."""
+
+    headers_s: float
+    """Request start to the response headers."""
+    meta_s: float
+    """Request start to the ``meta`` event, the first event of every stream."""
+    reported_ttft_ms: float
+    """The sidecar's ``done.usage.ttft_ms``: its handler's start to the first upstream token."""
+
+
 class StreamFailed(RuntimeError):
     """A stream ended without its final event, or without any token."""
 
@@ -177,22 +198,27 @@ def direct_stream(client: openai.OpenAI) -> StreamTiming:
     return StreamTiming(first - started, finished - started, tokens)
 
 
-def sidecar_stream(client: httpx.Client) -> StreamTiming:
+def sidecar_stream(client: httpx.Client) -> SidecarTiming:
     """Read one reply through ``POST /chat/stream`` with a minimal SSE parser.
 
-    Comments (``:`` lines) and ``meta``/``id`` lines are skipped; each ``data`` line of a
-    ``token`` or ``done`` event is decoded with one ``json.loads``, as the openai client does.
+    Comments (``:`` lines) and ``id`` lines are skipped and the ``meta`` data is not decoded;
+    each ``data`` line of a ``token`` or ``done`` event is decoded with one ``json.loads``, as
+    the openai client decodes each of its chunks.
     """
     started = time.perf_counter()
+    meta: float | None = None
     first: float | None = None
     tokens = 0
     event = ""
     with client.stream("POST", "/chat/stream", json={"message": PROMPT}) as response:
+        headers = time.perf_counter()
         if response.status_code != 200:
             raise StreamFailed(f"POST /chat/stream answered {response.status_code}: {response.read()!r}")
         for line in response.iter_lines():
             if line.startswith("event:"):
                 event = line[6:].strip()
+                if meta is None and event == "meta":
+                    meta = time.perf_counter()
             elif not line.startswith("data:"):
                 continue
             elif event == "token":
@@ -201,11 +227,18 @@ def sidecar_stream(client: httpx.Client) -> StreamTiming:
                         first = time.perf_counter()
                     tokens += 1
             elif event == "done":
-                json.loads(line[5:])
+                usage = json.loads(line[5:])["usage"]
                 finished = time.perf_counter()
-                if first is None:
-                    raise StreamFailed("the sidecar stream had no token")
-                return StreamTiming(first - started, finished - started, tokens)
+                if first is None or meta is None:
+                    raise StreamFailed("the sidecar stream had no meta event or no token")
+                return SidecarTiming(
+                    ttft_s=first - started,
+                    total_s=finished - started,
+                    tokens=tokens,
+                    headers_s=headers - started,
+                    meta_s=meta - started,
+                    reported_ttft_ms=float(usage.get("ttft_ms") or math.nan),
+                )
             elif event == "error":
                 raise StreamFailed(f"the sidecar sent an error event: {line[5:].strip()}")
     raise StreamFailed("the sidecar stream ended without a done event")
@@ -239,28 +272,26 @@ def ms(seconds: float) -> float:
 @dataclass(frozen=True)
 class SequentialResult:
     direct: list[StreamTiming]
-    sidecar: list[StreamTiming]
+    sidecar: list[SidecarTiming]
 
-    @staticmethod
-    def _median(timings: list[StreamTiming], field: str) -> float:
-        return statistics.median(getattr(t, field) for t in timings)
 
-    def ttft_ms(self, path: str) -> float:
-        return ms(self._median(getattr(self, path), "ttft_s"))
+def median_ttft_ms(timings: list[StreamTiming] | list[SidecarTiming]) -> float:
+    return ms(statistics.median(t.ttft_s for t in timings))
 
-    def total_ms(self, path: str) -> float:
-        return ms(self._median(getattr(self, path), "total_s"))
 
-    def tokens_per_s(self, path: str) -> float:
-        timings: list[StreamTiming] = getattr(self, path)
-        return statistics.median(t.tokens / t.total_s for t in timings)
+def median_total_ms(timings: list[StreamTiming] | list[SidecarTiming]) -> float:
+    return ms(statistics.median(t.total_s for t in timings))
+
+
+def median_tokens_per_s(timings: list[StreamTiming] | list[SidecarTiming]) -> float:
+    return statistics.median(t.tokens / t.total_s for t in timings)
 
 
 def run_sequential(standin: StandInProcess, sidecar: Sidecar, tokens: int, repeats: int) -> SequentialResult:
     """Alternate direct and sidecar streams ``repeats`` times, after one warm-up of each."""
     standin.set_tokens(tokens)
     direct: list[StreamTiming] = []
-    through: list[StreamTiming] = []
+    through: list[SidecarTiming] = []
     with direct_client(standin.base_url) as openai_client, sidecar_client(sidecar) as http_client:
         direct_stream(openai_client)
         sidecar_stream(http_client)
@@ -348,9 +379,9 @@ def verdict(ok: bool) -> str:
 
 def print_sequential(result: SequentialResult, tokens: int, repeats: int) -> tuple[bool, bool]:
     """Print phase 1; return whether each goal was met."""
-    d_ttft, s_ttft = result.ttft_ms("direct"), result.ttft_ms("sidecar")
-    d_total, s_total = result.total_ms("direct"), result.total_ms("sidecar")
-    d_rate, s_rate = result.tokens_per_s("direct"), result.tokens_per_s("sidecar")
+    d_ttft, s_ttft = median_ttft_ms(result.direct), median_ttft_ms(result.sidecar)
+    d_total, s_total = median_total_ms(result.direct), median_total_ms(result.sidecar)
+    d_rate, s_rate = median_tokens_per_s(result.direct), median_tokens_per_s(result.sidecar)
     added = s_ttft - d_ttft
     ratio = s_rate / d_rate
     print(f"\n== one stream at a time: {tokens} tokens, median of {repeats} (alternating) ==")
@@ -362,12 +393,25 @@ def print_sequential(result: SequentialResult, tokens: int, repeats: int) -> tup
     for label, timings in (("direct", result.direct), ("sidecar", result.sidecar)):
         runs = "  ".join(f"{ms(t.ttft_s):.1f}/{ms(t.total_s):.0f}" for t in timings)
         print(f"    {label:8}{runs}")
+    print_ttft_breakdown(result.sidecar)
     ttft_ok = added < GOAL_ADDED_TTFT_MS
     rate_ok = ratio >= GOAL_THROUGHPUT_RATIO
     print(f"goal: sidecar adds < {GOAL_ADDED_TTFT_MS:g} ms TTFT at p50; throughput ratio >= {GOAL_THROUGHPUT_RATIO:g}")
     print(f"  added TTFT (p50)   {added:+.2f} ms  -> {verdict(ttft_ok)}")
     print(f"  throughput ratio   {ratio:.2f}      -> {verdict(rate_ok)}")
     return ttft_ok, rate_ok
+
+
+def print_ttft_breakdown(timings: list[SidecarTiming]) -> None:
+    """Where the sidecar's time to first token went (medians over the runs)."""
+    headers = ms(statistics.median(t.headers_s for t in timings))
+    meta = ms(statistics.median(t.meta_s for t in timings))
+    upstream = statistics.median(t.reported_ttft_ms for t in timings)
+    first = ms(statistics.median(t.ttft_s for t in timings))
+    print(
+        f"  sidecar TTFT split (medians, ms): response headers {headers:.2f}, meta event {meta:.2f}, "
+        f"its own ttft_ms (handler start -> first upstream token) {upstream:.2f}, first token event {first:.2f}"
+    )
 
 
 def print_concurrent(sidecar: ConcurrentResult, direct: ConcurrentResult, tokens: int) -> None:
@@ -412,9 +456,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class StderrTail:
+    """Reads a child's stderr as it comes, keeping the last lines.
+
+    The sidecar logs to stderr (one line per upstream request, among others); an undrained pipe
+    would fill up and block it mid-benchmark.
+    """
+
+    def __init__(self, stream: IO[bytes], keep: int = 40) -> None:
+        self.lines: deque[str] = deque(maxlen=keep)
+        self._stream = stream
+        self._thread = threading.Thread(target=self._drain, name="sidecar-stderr", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for raw in self._stream:
+                self.lines.append(raw.decode(errors="replace").rstrip())
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
 @contextlib.contextmanager
 def started_sidecar(base_url: str) -> Iterator[Sidecar]:
-    """A sidecar on a temporary data dir, pointed at the stand-in; SIGTERMed and cleaned up after."""
+    """A sidecar on a temporary data dir, pointed at the stand-in; SIGTERMed and cleaned up after.
+
+    On an error its last stderr lines are shown.
+    """
     with tempfile.TemporaryDirectory(prefix="miso-bench-") as data_dir:
         sidecar = Sidecar(
             Path(data_dir),
@@ -426,8 +495,14 @@ def started_sidecar(base_url: str) -> Iterator[Sidecar]:
                 "MISO_OPENAI_BASE_URL": base_url,
             },
         )
+        assert sidecar.proc.stderr is not None
+        stderr = StderrTail(sidecar.proc.stderr)
         try:
             yield sidecar
+        except Exception:
+            stderr.join(0.5)
+            print("sidecar stderr (last lines):", *stderr.lines, sep="\n  ", file=sys.stderr)
+            raise
         finally:
             try:
                 sidecar.terminate(SIDECAR_STOP_S)

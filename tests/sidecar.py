@@ -29,15 +29,22 @@ class Sidecar:
         args: Sequence[str] = (),
         command: Sequence[str] | None = None,
         stdin: int | None = subprocess.DEVNULL,
+        options_in_env: bool = False,
     ) -> None:
+        """``options_in_env`` passes port and data dir as MISO_PORT/MISO_DATA_DIR (for gunicorn)."""
         self.data_dir = data_dir
         self.token = token
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("MISO_")}
         base_env.update({"MISO_AUTH_TOKEN": token} if token else {})
         base_env.update(env or {})
         self.command = list(command or [sys.executable, "-m", "miso_runtime"])
+        if options_in_env:
+            base_env.update({"MISO_PORT": "0", "MISO_DATA_DIR": str(data_dir)})
+            options: list[str] = []
+        else:
+            options = ["--port", "0", "--data-dir", str(data_dir)]
         self.proc = subprocess.Popen(
-            [*self.command, "--port", "0", "--data-dir", str(data_dir), *args],
+            [*self.command, *options, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=stdin,
