@@ -438,7 +438,9 @@ def print_concurrent(sidecar: ConcurrentResult, direct: ConcurrentResult, tokens
     for label, result in (("direct", direct), ("sidecar", sidecar)):
         for error in sorted(set(result.errors)):
             print(f"  {label} error x{result.errors.count(error)}: {error}")
-    print(f"  (informational: under load the sidecar adds {sidecar.ttft_ms(50) - direct.ttft_ms(50):+.1f} ms TTFT at p50)")
+    print(
+        f"  (informational: under load the sidecar adds {sidecar.ttft_ms(50) - direct.ttft_ms(50):+.1f} ms TTFT at p50)"
+    )
 
 
 # -- main -----------------------------------------------------------------------------------

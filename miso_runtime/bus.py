@@ -108,13 +108,17 @@ class EventBus:
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
 
-    def subscribe(self, types: Iterable[str] | None = None, capacity: int = constants.BUS_SUBSCRIBER_QUEUE) -> Subscription:
+    def subscribe(
+        self, types: Iterable[str] | None = None, capacity: int = constants.BUS_SUBSCRIBER_QUEUE
+    ) -> Subscription:
         subscription = Subscription(self, frozenset(types) if types is not None else None, capacity)
         with self._lock:
             self._subscriptions.append(subscription)
         return subscription
 
-    def publish(self, event_type: str, payload: dict[str, Any], *, correlation_id: str | None = None, droppable: bool = False) -> BusEvent:
+    def publish(
+        self, event_type: str, payload: dict[str, Any], *, correlation_id: str | None = None, droppable: bool = False
+    ) -> BusEvent:
         event = BusEvent(event_type, payload, correlation_id=correlation_id, droppable=droppable, seq=next(self._seq))
         with self._lock:
             subscribers = [s for s in self._subscriptions if s.wants(event)]

@@ -33,7 +33,9 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="miso-runtime", description="Miso runtime: the local sidecar of the Miso app.")
+    parser = argparse.ArgumentParser(
+        prog="miso-runtime", description="Miso runtime: the local sidecar of the Miso app."
+    )
     parser.add_argument("--version", action="version", version=f"miso-runtime {__version__}")
     commands = parser.add_subparsers(dest="command")
     _serve_options(commands.add_parser("serve", help="serve the API (the default command)"))

@@ -24,12 +24,19 @@ def checks() -> list[Check]:
     compilers = [c for c in ("cc", "gcc", "clang") if shutil.which(c)]
     return [
         Check("python>=3.11", python_ok, f"this is Python {sys.version.split()[0]}; install Python 3.11 or newer"),
-        _command("git", "git is needed for coding-agent workspaces", "apt-get install git (Debian/Ubuntu) or brew install git"),
-        _command("tmux", "tmux runs coding agents in terminals", "apt-get install tmux (Debian/Ubuntu) or brew install tmux"),
+        _command(
+            "git",
+            "git is needed for coding-agent workspaces",
+            "apt-get install git (Debian/Ubuntu) or brew install git",
+        ),
+        _command(
+            "tmux", "tmux runs coding agents in terminals", "apt-get install tmux (Debian/Ubuntu) or brew install tmux"
+        ),
         Check(
             "C compiler",
             bool(compilers),
-            "a C compiler builds llama-cpp-python; install it: apt-get install build-essential cmake, or xcode-select --install",
+            "a C compiler builds llama-cpp-python; install it: "
+            "apt-get install build-essential cmake, or xcode-select --install",
         ),
         _command("cmake", "cmake builds llama-cpp-python", "apt-get install cmake or brew install cmake"),
         _command("node", "Node.js runs the Electron bridge tests", "apt-get install nodejs or brew install node"),

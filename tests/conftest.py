@@ -53,7 +53,9 @@ def cloud_env(openai: OpenAIStandIn, anthropic: AnthropicStandIn, ollama: Ollama
 
 
 @pytest.fixture(scope="module")
-def sidecar(tmp_path_factory: pytest.TempPathFactory, openai_standin, anthropic_standin, ollama_standin) -> Iterator[Sidecar]:
+def sidecar(
+    tmp_path_factory: pytest.TempPathFactory, openai_standin, anthropic_standin, ollama_standin
+) -> Iterator[Sidecar]:
     """A sidecar with all three providers pointed at the stand-ins (default provider: openai)."""
     data_dir: Path = tmp_path_factory.mktemp("data")
     env = cloud_env(openai_standin, anthropic_standin, ollama_standin)

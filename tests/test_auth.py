@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -81,7 +79,9 @@ def test_allowed_scopes_get_past_auth(sidecar, routes, scoped_tokens):
         for scope in TokenScope:
             if not allows(scope, route.access):
                 continue
-            response = sidecar.http.request(route.method, route.path, headers={"x-miso-auth": scoped_tokens[scope]}, json={})
+            response = sidecar.http.request(
+                route.method, route.path, headers={"x-miso-auth": scoped_tokens[scope]}, json={}
+            )
             assert response.status_code not in (401, 403), f"{scope} on {route.method} {route.rule}"
             assert response.status_code < 500
 
@@ -127,7 +127,9 @@ def test_token_lifecycle(sidecar):
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
 
 
-@pytest.mark.parametrize("body", [{"name": "x", "acl": "root"}, {"name": "x", "acl": "data", "expiry": "year"}, {"acl": "data"}])
+@pytest.mark.parametrize(
+    "body", [{"name": "x", "acl": "root"}, {"name": "x", "acl": "data", "expiry": "year"}, {"acl": "data"}]
+)
 def test_token_creation_rejects_bad_fields(sidecar, body):
     response = sidecar.post("/v1/auth/tokens", json=body)
     assert response.status_code == 422
@@ -179,7 +181,11 @@ def test_cross_origin_requests_need_an_allowed_origin(tmp_path):
         assert allowed.headers["access-control-allow-origin"] == "http://app.example"
         preflight = side.http.options(
             "/chat/stream",
-            headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-miso-auth"},
+            headers={
+                "Origin": "http://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "x-miso-auth",
+            },
         )
         assert preflight.status_code == 204
         assert "x-miso-auth" in preflight.headers["access-control-allow-headers"]

@@ -55,7 +55,11 @@ def test_request_reaches_the_provider_as_sent(sidecar, openai_standin):
     sidecar.stream_chat(
         {
             "message": "hello",
-            "history": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hey"}],
+            "history": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hey"},
+            ],
             "options": {"model": "openai:gpt-x", "temperature": 0.3, "maxTokens": 55},
         }
     )
@@ -71,7 +75,11 @@ def test_request_reaches_the_provider_as_sent(sidecar, openai_standin):
 
 def test_anthropic_gets_system_prompt_and_max_tokens(sidecar, anthropic_standin):
     sidecar.stream_chat(
-        {"message": "hi", "history": [{"role": "system", "content": "be kind"}], "options": {"provider": "anthropic", "model": "claude-x", "max_tokens": 99, "temperature": 0.5}}
+        {
+            "message": "hi",
+            "history": [{"role": "system", "content": "be kind"}],
+            "options": {"provider": "anthropic", "model": "claude-x", "max_tokens": 99, "temperature": 0.5},
+        }
     )
     sent = anthropic_standin.last_request_json
     assert sent["system"] == "be kind"
@@ -79,7 +87,9 @@ def test_anthropic_gets_system_prompt_and_max_tokens(sidecar, anthropic_standin)
     assert "temperature" not in sent  # the Messages API no longer takes it
     assert all(m["role"] != "system" for m in sent["messages"])
     # The client sends the key as x-api-key or, in newer versions, as a bearer token.
-    sent_key = header(anthropic_standin.last_request, "x-api-key") or header(anthropic_standin.last_request, "authorization")
+    sent_key = header(anthropic_standin.last_request, "x-api-key") or header(
+        anthropic_standin.last_request, "authorization"
+    )
     assert sent_key in {ANTHROPIC_KEY, f"Bearer {ANTHROPIC_KEY}"}
 
 
@@ -138,7 +148,12 @@ def test_per_request_key_wins_and_is_not_stored(sidecar, openai_standin):
 HTTP_ERROR_CASES = [
     (provider, status, code)
     for provider in ("openai", "anthropic", "ollama")
-    for status, code in ((401, "provider_auth"), (429, "rate_limited"), (500, "provider_unavailable"), (404, "provider_error"))
+    for status, code in (
+        (401, "provider_auth"),
+        (429, "rate_limited"),
+        (500, "provider_unavailable"),
+        (404, "provider_error"),
+    )
     if not (provider == "ollama" and status == 401)  # Ollama has no API keys
 ]
 

@@ -39,7 +39,8 @@ def test_gunicorn_serves_http_sse_and_websocket(gunicorn_sidecar, openai_standin
     try:
         frame = ws.receive(timeout=5)
         if frame is None:
-            side.proc.send_signal(signal.SIGTERM); side.proc.wait(10)
+            side.proc.send_signal(signal.SIGTERM)
+            side.proc.wait(10)
             print("STDERR", side.proc.stderr.read().decode()[-4000:])
         assert json.loads(frame)["type"] == "status"
     finally:

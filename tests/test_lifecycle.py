@@ -54,7 +54,10 @@ def test_signal_exits_zero(tmp_path, signum):
 
 def test_sigterm_during_a_stream_ends_it_with_a_final_event(tmp_path, openai_standin):
     openai_standin.script = Script(tokens=["tok "] * 400, token_delay_s=0.02)
-    side = Sidecar(tmp_path, env={"MISO_OPENAI_API_KEY": "k", "MISO_OPENAI_BASE_URL": openai_standin.base_url, "MISO_PROVIDER": "openai"})
+    side = Sidecar(
+        tmp_path,
+        env={"MISO_OPENAI_API_KEY": "k", "MISO_OPENAI_BASE_URL": openai_standin.base_url, "MISO_PROVIDER": "openai"},
+    )
     events = []
     with side.http.stream("POST", "/chat/stream", json={"message": "long"}, headers=side.auth) as response:
         for event, data in parse_sse(response.iter_lines()):
@@ -92,7 +95,12 @@ def test_configuration_layers(tmp_path):
         assert side.http.get("/health").json()["model"] == "ollama:from-file"
     finally:
         side.terminate()
-    side = Sidecar(tmp_path, env={"MISO_MODEL": "from-env", "MISO_AUTH_TOKEN": "env-token"}, token="", args=["--token", "cli-token"])
+    side = Sidecar(
+        tmp_path,
+        env={"MISO_MODEL": "from-env", "MISO_AUTH_TOKEN": "env-token"},
+        token="",
+        args=["--token", "cli-token"],
+    )
     try:
         assert side.http.get("/health").json()["model"] == "ollama:from-env"
         assert side.http.get("/v1/auth/tokens", headers={"x-miso-auth": "cli-token"}).status_code == 200
@@ -137,7 +145,9 @@ def test_port_in_use_fails_cleanly(tmp_path):
 def test_token_command_prints_the_admin_token(tmp_path):
     side = Sidecar(tmp_path, token="")
     side.terminate()
-    printed = subprocess.run([str(BIN / "miso-runtime"), "token", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    printed = subprocess.run(
+        [str(BIN / "miso-runtime"), "token", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
     assert printed.returncode == 0
     assert printed.stdout.strip() == (tmp_path / "auth.token").read_text().strip()
 

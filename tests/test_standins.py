@@ -96,9 +96,7 @@ def ollama_client(server: OllamaStandIn) -> ollama.Client:
 def test_openai_stream_yields_role_tokens_and_stop(openai_server: OpenAIStandIn) -> None:
     client = openai_client(openai_server)
     chunks = list(
-        client.chat.completions.create(
-            model="gpt-4o-mini", messages=USER, stream=True, temperature=0.2, max_tokens=64
-        )
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True, temperature=0.2, max_tokens=64)
     )
 
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -203,9 +201,7 @@ def test_openai_required_api_key(openai_server: OpenAIStandIn) -> None:
     with pytest.raises(openai.AuthenticationError):
         openai_client(openai_server, api_key="sk-wrong").models.list()
 
-    reply = openai_client(openai_server, api_key="sk-right").chat.completions.create(
-        model="gpt-4o-mini", messages=USER
-    )
+    reply = openai_client(openai_server, api_key="sk-right").chat.completions.create(model="gpt-4o-mini", messages=USER)
     assert reply.choices[0].message.content == "Hello, world!"
     assert openai_server.requests[-1].headers["authorization"] == "Bearer sk-right"
 

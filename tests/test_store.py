@@ -56,10 +56,22 @@ def test_conversation_store(tmp_path):
     assert not created_again and same.id == thread.id
 
     store.append_message(thread.id, "user", "hello")
-    store.append_message(thread.id, "assistant", "hi th", status="cancelled", provider="openai", model="m", usage={"completion_tokens": 2})
+    store.append_message(
+        thread.id,
+        "assistant",
+        "hi th",
+        status="cancelled",
+        provider="openai",
+        model="m",
+        usage={"completion_tokens": 2},
+    )
     store.append_message(thread.id, "assistant", "", status="error")
     messages = store.messages(thread.id)
-    assert [(m.seq, m.role, m.status) for m in messages] == [(1, "user", "complete"), (2, "assistant", "cancelled"), (3, "assistant", "error")]
+    assert [(m.seq, m.role, m.status) for m in messages] == [
+        (1, "user", "complete"),
+        (2, "assistant", "cancelled"),
+        (3, "assistant", "error"),
+    ]
     assert messages[1].usage == {"completion_tokens": 2}
     assert [m.content for m in store.messages(thread.id, ("complete", "cancelled"))] == ["hello", "hi th"]
 

@@ -33,7 +33,9 @@ class _Listing:
 class ModelCatalog:
     """Lists models per provider, cached with a TTL."""
 
-    def __init__(self, registry: ProviderRegistry, active: Callable[[], ModelRef], ttl_s: float = constants.CATALOG_TTL_S) -> None:
+    def __init__(
+        self, registry: ProviderRegistry, active: Callable[[], ModelRef], ttl_s: float = constants.CATALOG_TTL_S
+    ) -> None:
         self._registry = registry
         self._active = active
         self._ttl_s = ttl_s
@@ -66,7 +68,7 @@ class ModelCatalog:
         """The catalog in the Miso contract's shape, plus ``errors`` for providers that could not answer."""
         names = self._registry.names()
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            listings = dict(zip(names, pool.map(self._listing, names)))
+            listings = dict(zip(names, pool.map(self._listing, names), strict=True))
         active = self._active()
         catalog: dict[str, Any] = {
             "active": {"provider": active.provider, "model": active.model, "model_id": active.id},

@@ -42,7 +42,9 @@ def _split(text: str, known: list[str]) -> tuple[str | None, str]:
     return None, text
 
 
-def default_model(configured_provider: str | None, configured_model: str | None, keyed: list[str], known: list[str]) -> ModelRef:
+def default_model(
+    configured_provider: str | None, configured_model: str | None, keyed: list[str], known: list[str]
+) -> ModelRef:
     """The configured default; with nothing configured, the first cloud provider that has a key, else Ollama."""
     provider = configured_provider
     model = configured_model
@@ -74,7 +76,9 @@ def select_model(selector: ModelSelector, default: ModelRef, known: list[str]) -
             if prefix == provider:
                 model = rest
             return ModelRef(provider, model)
-        default_for_provider = default.model if default.provider == provider else constants.DEFAULT_CHAT_MODELS.get(provider, "")
+        default_for_provider = (
+            default.model if default.provider == provider else constants.DEFAULT_CHAT_MODELS.get(provider, "")
+        )
         return ModelRef(provider, default_for_provider)
     if model:
         prefix, rest = _split(model, known)

@@ -187,7 +187,9 @@ class PreparedChat:
         """Tell other windows of the app that a chat stream started or ended (``chat:stream``)."""
         self._bus.publish("chat:stream", {"thread_id": self.thread_id, "model": self.model.id, "state": state})
 
-    def _usage(self, usage: UsageReport, pieces: list[str], started: float, first: float | None, finished: float) -> dict:
+    def _usage(
+        self, usage: UsageReport, pieces: list[str], started: float, first: float | None, finished: float
+    ) -> dict:
         completion_tokens = usage.completion_tokens
         elapsed = finished - started
         rate = (completion_tokens / elapsed) if completion_tokens and elapsed > 0 else 0.0

@@ -50,7 +50,9 @@ def parse_json_body(model: type[ModelT]) -> ModelT:
         try:
             payload = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise MisoError(_validation_status(), "invalid_json", f"the request body is not valid JSON: {exc}") from None
+            raise MisoError(
+                _validation_status(), "invalid_json", f"the request body is not valid JSON: {exc}"
+            ) from None
     if not isinstance(payload, dict):
         raise MisoError(_validation_status(), "invalid_request", "the request body must be a JSON object")
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from .. import constants
 from ..auth import TokenService, allows
@@ -78,8 +78,6 @@ class RequestGuard:
             raise MisoError(413, "payload_too_large", f"request bodies are limited to {self._max_body} bytes")
         if request.url_rule is None:
             return None  # routing failed: the 404/405 handler answers
-        from flask import current_app
-
         view = current_app.view_functions[request.endpoint]
         if is_public(view):
             return None

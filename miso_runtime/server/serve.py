@@ -24,8 +24,8 @@ import gevent.os
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .. import constants
-from ..runtime import Runtime, build_runtime
 from ..config import Settings
+from ..runtime import Runtime, build_runtime
 from .app import create_app
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,9 @@ def serve(settings: Settings) -> int:
     # deadlock against gevent's patched locks.)
     runtime.chat.registry.warm_up([runtime.chat.default_model().provider])
     app = create_app(runtime)
-    server = WSGIServer((settings.host, settings.port), app, handler_class=_Handler, log=_AccessLog(), error_log=_AccessLog())
+    server = WSGIServer(
+        (settings.host, settings.port), app, handler_class=_Handler, log=_AccessLog(), error_log=_AccessLog()
+    )
     server.start()
     port = server.server_port
     stop = gevent.event.Event()

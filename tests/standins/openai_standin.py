@@ -29,8 +29,7 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
     401: (
         "invalid_request_error",
         "invalid_api_key",
-        "Incorrect API key provided. You can find your API key at "
-        "https://platform.openai.com/account/api-keys.",
+        "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
     ),
     404: (
         "invalid_request_error",
@@ -113,8 +112,7 @@ class OpenAIStandIn(StandInServer):
             self.send_error(exchange, script.http_error, "")
             return
         data = [
-            {"id": name, "object": "model", "created": _MODEL_CREATED, "owned_by": _OWNED_BY}
-            for name in self.models
+            {"id": name, "object": "model", "created": _MODEL_CREATED, "owned_by": _OWNED_BY} for name in self.models
         ]
         exchange.send_json(200, {"object": "list", "data": data}, self.response_headers())
 

@@ -152,9 +152,7 @@ class Exchange:
         """Answer with a complete JSON body; the connection stays open for the next request."""
         self.send_bytes(status, json.dumps(body).encode(), "application/json", headers)
 
-    def send_bytes(
-        self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
+    def send_bytes(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         """Answer with a complete body of any type."""
         handler = self._handler
         try:

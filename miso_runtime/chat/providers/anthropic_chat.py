@@ -12,11 +12,14 @@ therefore not sent to Anthropic rather than failing the whole request.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ... import constants
 from ..types import ProviderCall, ProviderError, ProviderItem, TextDelta, UsageReport
 from .base import ClientCache
+
+if TYPE_CHECKING:
+    import anthropic
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ def _sdk():
     import anthropic
 
     return anthropic
+
 
 _CODE_BY_ERROR_TYPE = {
     "authentication_error": "provider_auth",
@@ -94,7 +98,9 @@ class AnthropicProvider:
         system = "\n\n".join(turn.content for turn in call.messages if turn.role == "system")
         kwargs: dict[str, Any] = {
             "model": call.model,
-            "messages": [{"role": turn.role, "content": turn.content} for turn in call.messages if turn.role != "system"],
+            "messages": [
+                {"role": turn.role, "content": turn.content} for turn in call.messages if turn.role != "system"
+            ],
             "max_tokens": call.options.max_tokens or constants.ANTHROPIC_DEFAULT_MAX_TOKENS,
             "stream": True,
         }

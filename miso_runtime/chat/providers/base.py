@@ -42,7 +42,9 @@ class ChatProvider(Protocol):
 class ClientCache(Generic[ClientT]):
     """A thread-safe LRU of client objects keyed by (base URL, key hash)."""
 
-    def __init__(self, factory: Callable[[str | None, str | None], ClientT], size: int = constants.PROVIDER_CLIENT_CACHE_SIZE) -> None:
+    def __init__(
+        self, factory: Callable[[str | None, str | None], ClientT], size: int = constants.PROVIDER_CLIENT_CACHE_SIZE
+    ) -> None:
         self._factory = factory
         self._size = size
         self._clients: OrderedDict[tuple[str | None, str], ClientT] = OrderedDict()

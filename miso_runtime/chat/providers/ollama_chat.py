@@ -8,13 +8,16 @@ Ollama needs no key. Usage comes from the final line (``prompt_eval_count``,
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import httpx
 
 from ... import constants
 from ..types import ProviderCall, ProviderError, ProviderItem, TextDelta, UsageReport
 from .base import ClientCache
+
+if TYPE_CHECKING:
+    import ollama
 
 logger = logging.getLogger(__name__)
 

@@ -7,11 +7,14 @@ that speaks this API (with a base URL ending in ``/v1``) works the same way.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ... import constants
 from ..types import ProviderCall, ProviderError, ProviderItem, TextDelta, UsageReport
 from .base import ClientCache
+
+if TYPE_CHECKING:
+    import openai
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,9 @@ class StreamOptions(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0, validation_alias=_aliases("maxTokens", "max_tokens"))
     api_key: str | None = Field(default=None, validation_alias=_aliases("apiKey", "api_key"), repr=False)
-    openai_api_key: str | None = Field(default=None, validation_alias=_aliases("openaiApiKey", "openai_api_key"), repr=False)
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=_aliases("openaiApiKey", "openai_api_key"), repr=False
+    )
     anthropic_api_key: str | None = Field(
         default=None, validation_alias=_aliases("anthropicApiKey", "anthropic_api_key"), repr=False
     )
