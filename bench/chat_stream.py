@@ -63,12 +63,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import IO
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -458,28 +456,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class StderrTail:
-    """Reads a child's stderr as it comes, keeping the last lines.
-
-    The sidecar logs to stderr (one line per upstream request, among others); an undrained pipe
-    would fill up and block it mid-benchmark.
-    """
-
-    def __init__(self, stream: IO[bytes], keep: int = 40) -> None:
-        self.lines: deque[str] = deque(maxlen=keep)
-        self._stream = stream
-        self._thread = threading.Thread(target=self._drain, name="sidecar-stderr", daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            for raw in self._stream:
-                self.lines.append(raw.decode(errors="replace").rstrip())
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-
 @contextlib.contextmanager
 def started_sidecar(base_url: str) -> Iterator[Sidecar]:
     """A sidecar on a temporary data dir, pointed at the stand-in; SIGTERMed and cleaned up after.
@@ -497,13 +473,11 @@ def started_sidecar(base_url: str) -> Iterator[Sidecar]:
                 "MISO_OPENAI_BASE_URL": base_url,
             },
         )
-        assert sidecar.proc.stderr is not None
-        stderr = StderrTail(sidecar.proc.stderr)
         try:
             yield sidecar
         except Exception:
-            stderr.join(0.5)
-            print("sidecar stderr (last lines):", *stderr.lines, sep="\n  ", file=sys.stderr)
+            tail = sidecar.stderr_text().splitlines()[-20:]
+            print("sidecar stderr (last lines):", *tail, sep="\n  ", file=sys.stderr)
             raise
         finally:
             try:

@@ -38,5 +38,5 @@ def configure_logging(level: str, log_dir: Path | None) -> None:
         root.addHandler(handler)
     root.setLevel(level)
     # Client libraries log every request at INFO; that is noise at our INFO level.
-    for chatty in ("httpx", "httpcore", "openai", "anthropic", "urllib3"):
+    for chatty in ("httpx", "httpcore", "httpx2", "httpcore2", "openai", "anthropic", "ollama", "urllib3"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

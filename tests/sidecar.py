@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -43,10 +44,12 @@ class Sidecar:
             options: list[str] = []
         else:
             options = ["--port", "0", "--data-dir", str(data_dir)]
+        # stderr goes to a file: a pipe nobody reads would fill up and block the sidecar.
+        self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [*self.command, *options, *args],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             stdin=stdin,
             env=base_env,
         )
@@ -70,10 +73,9 @@ class Sidecar:
         raise RuntimeError(f"sidecar did not become ready: {self.stderr_text()}")
 
     def stderr_text(self) -> str:
-        if self.proc.poll() is None:
-            return "(still running)"
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read().decode(errors="replace")
+        """Everything the sidecar wrote to stderr so far."""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
 
     @property
     def auth(self) -> dict[str, str]:

@@ -126,7 +126,7 @@ def test_logs_go_to_stderr_and_a_rotating_file(tmp_path):
     side.terminate()
     log_text = (tmp_path / "logs" / "miso-runtime.log").read_text()
     assert "serving on http://127.0.0.1" in log_text and "DEBUG" in log_text
-    assert b"serving on" in side.proc.stderr.read()
+    assert "serving on" in side.stderr_text()
 
 
 def test_port_in_use_fails_cleanly(tmp_path):

@@ -6,6 +6,9 @@ finishes by itself; this worker tells the streams first, as ``miso-runtime serve
 
 from __future__ import annotations
 
+import contextlib
+import socket
+
 import gevent
 from gunicorn.workers.ggevent import GeventWorker
 
@@ -18,6 +21,12 @@ class MisoGeventWorker(GeventWorker):
         if "miso.streams" in extensions:
             extensions["miso.streams"].shutdown(constants.SHUTDOWN_GRACE_S)
             extensions["miso.runtime"].bus.close_all()
+
+    def handle(self, listener, client, addr) -> None:
+        # No Nagle delay on small writes (see miso_runtime.server.serve._Handler).
+        with contextlib.suppress(OSError):
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle(listener, client, addr)
 
     def handle_exit(self, sig, frame) -> None:  # noqa: D401 - gunicorn's signal hook
         # A signal handler must not block: the work goes to a greenlet.

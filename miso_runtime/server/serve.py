@@ -12,10 +12,12 @@ and the console script do it first thing). Lifecycle:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 
 import gevent
@@ -32,7 +34,16 @@ logger = logging.getLogger(__name__)
 
 
 class _Handler(WSGIHandler):
-    """gevent's handler, exposing the client socket so that streams can watch it for close."""
+    """gevent's handler, exposing the client socket so that streams can watch it for close.
+
+    It also turns off Nagle's algorithm: a small write after another one (an SSE event after
+    the headers, a response on a kept-alive connection) would otherwise wait ~40 ms for an ACK.
+    """
+
+    def handle(self):  # noqa: D401 - gevent's hook
+        with contextlib.suppress(OSError):
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return super().handle()
 
     def get_environ(self):  # noqa: D401 - gevent's hook
         environ = super().get_environ()

@@ -133,6 +133,10 @@ def sse_response(
         try:
             for event in events:
                 stream.outbox.put(event)
+                # When the upstream is ahead, its reads never block, and without this yield
+                # the writer would run only after the whole reply was read: every token would
+                # reach the client at the end.
+                gevent.sleep(0)
         except Exception:  # noqa: BLE001 - the producer's failure must end the stream, not hang it
             logger.exception("stream producer failed")
         finally:
