@@ -95,6 +95,16 @@ class Sidecar:
             assert response.status_code == 200, response.read()
             return list(parse_sse(response.iter_lines()))
 
+    def stream_chat_then_signal(self, body: dict[str, Any], after_events: int, signum: int) -> list[tuple[str, dict]]:
+        """Stream a chat, send ``signum`` to the sidecar after ``after_events`` events, read to the end."""
+        events = []
+        with self.http.stream("POST", "/chat/stream", json=body, headers=self.auth) as response:
+            for event, data in parse_sse(response.iter_lines()):
+                events.append((event, data))
+                if len(events) == after_events:
+                    self.proc.send_signal(signum)
+        return events
+
     def terminate(self, timeout: float = 10.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

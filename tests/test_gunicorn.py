@@ -11,7 +11,7 @@ import pytest
 from simple_websocket import Client
 
 from tests.conftest import cloud_env
-from tests.sidecar import Sidecar, parse_sse
+from tests.sidecar import Sidecar
 from tests.standins import Script
 
 GUNICORN = [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:miso_runtime.server.gunicorn_conf"]
@@ -50,12 +50,7 @@ def test_gunicorn_serves_http_sse_and_websocket(gunicorn_sidecar, openai_standin
 def test_gunicorn_sigterm_ends_streams_with_a_final_event(gunicorn_sidecar, openai_standin):
     side = gunicorn_sidecar
     openai_standin.script = Script(tokens=["tok "] * 400, token_delay_s=0.02)
-    events = []
-    with side.http.stream("POST", "/chat/stream", json={"message": "long"}, headers=side.auth) as response:
-        for event, data in parse_sse(response.iter_lines()):
-            events.append((event, data))
-            if len(events) == 4:
-                side.proc.send_signal(signal.SIGTERM)
+    events = side.stream_chat_then_signal({"message": "long"}, 4, signal.SIGTERM)
     assert events[-1][0] == "error" and events[-1][1]["code"] == "server_shutdown"
     assert side.proc.wait(timeout=10) == 0
     assert openai_standin.wait_for_disconnect(timeout=1.0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sidecar import Sidecar, parse_sse
+from tests.sidecar import Sidecar
 from tests.standins import Script
 
 BIN = Path(sys.executable).parent
@@ -58,12 +58,7 @@ def test_sigterm_during_a_stream_ends_it_with_a_final_event(tmp_path, openai_sta
         tmp_path,
         env={"MISO_OPENAI_API_KEY": "k", "MISO_OPENAI_BASE_URL": openai_standin.base_url, "MISO_PROVIDER": "openai"},
     )
-    events = []
-    with side.http.stream("POST", "/chat/stream", json={"message": "long"}, headers=side.auth) as response:
-        for event, data in parse_sse(response.iter_lines()):
-            events.append((event, data))
-            if len(events) == 5:
-                side.proc.send_signal(signal.SIGTERM)
+    events = side.stream_chat_then_signal({"message": "long"}, 5, signal.SIGTERM)
     assert events[-1] == ("error", {"code": "server_shutdown", "message": events[-1][1]["message"]})
     assert wait_exit(side.proc, 5.0) == 0
     assert openai_standin.wait_for_disconnect(timeout=1.0)
