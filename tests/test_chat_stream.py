@@ -343,3 +343,10 @@ def test_chat_events_are_published_on_the_event_socket(sidecar):
         assert states == ["started", "complete"]
     finally:
         ws.close()
+
+
+def test_upstream_connection_is_reused_between_streams(sidecar, openai_standin):
+    for _ in range(3):
+        assert sidecar.stream_chat({"message": "hi"})[-1][0] == "done"
+    ports = {r.client_port for r in openai_standin.requests if r.path == "/v1/chat/completions"}
+    assert len(ports) == 1

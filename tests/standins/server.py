@@ -92,6 +92,8 @@ class RecordedRequest:
     body: bytes
     json: Any
     """The parsed JSON body, or None when the body is empty or not JSON."""
+    client_port: int = 0
+    """The client's TCP port: requests with the same port came over one kept-alive connection."""
 
 
 class StreamOutcome(enum.Enum):
@@ -594,6 +596,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={name.lower(): value for name, value in self.headers.items()},
             body=body,
             json=parsed,
+            client_port=self.client_address[1],
         )
         standin = self.server.standin
         standin._record(request)
