@@ -2,6 +2,8 @@
 # and reinstall only when requirements.txt, setup.cfg or pyproject.toml changed.
 
 PYTHON ?= python3
+# llama-cpp-python compiles llama.cpp from source: use every core.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         return self.data_dir / constants.DATABASE_FILE_NAME
 
     @property
+    def models_dir(self) -> Path:
+        return self.data_dir / constants.MODELS_DIR_NAME
+
+    @property
     def log_dir(self) -> Path:
         return self.data_dir / constants.LOG_DIR_NAME
 

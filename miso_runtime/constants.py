@@ -18,7 +18,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: Seconds between checks that the parent process (``--parent-pid``) is still alive.
 PARENT_POLL_S = 0.5
 #: Seconds open streams get to send their final event before the server stops on SIGTERM.
-SHUTDOWN_GRACE_S = 3.0
+SHUTDOWN_GRACE_S = 2.0
 #: Name of the optional TOML configuration file inside the data dir.
 CONFIG_FILE_NAME = "config.toml"
 #: Name of the file holding the generated admin token (mode 0600) inside the data dir.
@@ -65,12 +65,13 @@ SSE_HEARTBEAT_S = 0.5
 # --- Chat -----------------------------------------------------------------------------------
 
 #: Providers the Miso contract knows, in the order used to pick a default when none is set.
-CHAT_PROVIDERS = ("openai", "anthropic", "ollama")
+CHAT_PROVIDERS = ("openai", "anthropic", "ollama", "local")
 #: Default model per provider when neither the request nor the configuration names one.
 DEFAULT_CHAT_MODELS = {
     "openai": "gpt-5-mini",
     "anthropic": "claude-sonnet-4-5",
     "ollama": "llama3.2",
+    "local": "gemma-3-270m",
 }
 #: Models listed for a cloud provider that has no key configured (nothing to ask it with).
 FALLBACK_CATALOG = {
@@ -96,3 +97,23 @@ PROVIDER_CLIENT_CACHE_SIZE = 16
 
 #: Events a subscriber may have waiting before the oldest droppable ones are discarded.
 BUS_SUBSCRIBER_QUEUE = 256
+
+# --- Workers and the local LLM --------------------------------------------------------------
+
+#: Folder of GGUF models inside the data dir.
+MODELS_DIR_NAME = "models"
+#: File (in the data dir) holding the LLM server settings of ``/v1/settings/llm-config``.
+LLM_CONFIG_FILE_NAME = "llm-config.json"
+#: Default context size in tokens, and how many requests may wait behind the running one.
+LLM_DEFAULT_N_CTX = 4096
+LLM_DEFAULT_MAX_QUEUE = 8
+#: Seconds a caller waits for a model to load before giving up (the load goes on).
+LLM_LOAD_TIMEOUT_S = 180.0
+#: Worker log lines kept for ``/v1/llm/server/logs``.
+LLM_LOG_LINES = 500
+#: Seconds a queue-full answer asks the client to wait (``Retry-After``).
+LLM_RETRY_AFTER_S = 2
+#: The embedded default model: its catalog name, and the chat format to use (the file carries
+#: no chat template).
+EMBEDDED_MODEL_NAME = "gemma-3-270m"
+EMBEDDED_CHAT_FORMAT = "gemma"

@@ -19,13 +19,16 @@ class MisoError(Exception):
         Stable identifier clients can branch on (``invalid_request``, ``unauthorized``...).
     message : str
         What went wrong, written for the person reading it.
+    headers : dict, optional
+        Extra response headers, e.g. ``Retry-After`` on a 503.
     """
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
     def __repr__(self) -> str:
         return f"MisoError({self.status}, {self.code!r}, {self.message!r})"

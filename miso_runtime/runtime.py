@@ -1,7 +1,8 @@
 """The runtime: every service of one sidecar, assembled from the settings.
 
-The server and the command line build one :class:`Runtime` and hand it to the app factory;
-tests can build one against a temporary data dir. Nothing here imports Flask or gevent.
+The server and gunicorn build one :class:`Runtime` and hand it to the app factory; building
+it starts no process. :meth:`Runtime.start` starts the workers (the server does, once it is
+serving) and :meth:`Runtime.stop` stops them. Nothing here imports Flask or gevent.
 """
 
 from __future__ import annotations
@@ -10,16 +11,27 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from . import __version__
+from workers.protocol import WorkerSpec
+from workers.supervisor import Supervisor
+
+from . import __version__, constants
 from .auth import AdminTokenSource, TokenService, load_admin_token
 from .bus import EventBus
-from .chat.catalog import ModelCatalog
+from .chat.catalog import ModelCatalog as ChatCatalog
+from .chat.providers.local_chat import LocalProvider
 from .chat.providers.registry import ProviderRegistry
 from .chat.service import ChatService
 from .config import Settings
+from .llm.catalog import ModelCatalog as GgufCatalog
+from .llm.config import LlmConfigStore
+from .llm.downloads import DownloadManager
+from .llm.engine import LocalLLM
+from .llm.service import LlmService
 from .store import ConversationStore, TokenRepository, open_database
 
 logger = logging.getLogger(__name__)
+
+LLM_WORKER = WorkerSpec("llm", "workers.llm_worker:run")
 
 
 @dataclass
@@ -29,10 +41,31 @@ class Runtime:
     admin_token_source: AdminTokenSource
     conversations: ConversationStore
     chat: ChatService
-    catalog: ModelCatalog
+    catalog: ChatCatalog
     bus: EventBus
+    supervisor: Supervisor
+    llm: LlmService
+    downloads: DownloadManager
     version: str = __version__
     started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    def start(self) -> None:
+        """Start the workers, and load the configured model when autostart is on."""
+        self.supervisor.start_all()
+        if self.llm.config.get().autostart:
+            try:
+                self.llm.start(None)
+            except Exception as exc:  # noqa: BLE001 - a model that does not load must not stop the runtime
+                logger.warning("autostart of the local model failed: %s", exc)
+
+    def stop(self) -> None:
+        """Pause downloads and stop every worker (within about 5 s)."""
+        self.downloads.shutdown()
+        self.supervisor.stop_all()
+
+
+def _publish(bus: EventBus, event_type: str, payload: dict) -> None:
+    bus.publish(event_type, payload)
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -42,8 +75,22 @@ def build_runtime(settings: Settings) -> Runtime:
     configured_token = settings.auth_token.get_secret_value() if settings.auth_token else None
     admin_token, source = load_admin_token(configured_token, settings.data_dir)
     conversations = ConversationStore(db)
-    registry = ProviderRegistry.from_settings(settings)
     bus = EventBus()
+
+    models_dir = settings.models_dir
+    models_dir.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor()
+    llm_worker = supervisor.add(LLM_WORKER)
+    llm_config = LlmConfigStore(settings.data_dir / constants.LLM_CONFIG_FILE_NAME)
+    engine = LocalLLM(llm_worker, lambda kind, payload: _publish(bus, kind, payload), llm_config.get().max_queue)
+    supervisor.on_event("llm", engine.handle_event)
+    supervisor.on_exit("llm", engine.handle_exit)
+    supervisor.on_exit("llm", lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
+    gguf_catalog = GgufCatalog(models_dir)
+    gguf_catalog.refresh()
+    llm = LlmService(engine, gguf_catalog, llm_config, models_dir)
+
+    registry = ProviderRegistry.from_settings(settings, local=LocalProvider(llm))
     chat = ChatService(conversations, registry, bus, settings.provider, settings.model)
     return Runtime(
         settings=settings,
@@ -51,6 +98,9 @@ def build_runtime(settings: Settings) -> Runtime:
         admin_token_source=source,
         conversations=conversations,
         chat=chat,
-        catalog=ModelCatalog(registry, chat.default_model),
+        catalog=ChatCatalog(registry, chat.default_model),
         bus=bus,
+        supervisor=supervisor,
+        llm=llm,
+        downloads=DownloadManager(models_dir, lambda kind, payload: _publish(bus, kind, payload)),
     )

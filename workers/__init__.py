@@ -1,6 +1,6 @@
-"""Process entry points and their supervisor (built with the workers issue).
+"""Process workers and their supervisor.
 
-Workers are plain Python processes started with the multiprocessing ``spawn`` context; they
-never import gevent. Nothing lives here yet: the runtime's first contract (Miso chat) runs
-entirely in the server process because its work is network I/O, which gevent handles.
+Workers are plain Python processes started with the multiprocessing ``spawn`` context; nothing
+in this package imports gevent, so a worker never comes up patched. The server process talks
+to each worker through two one-way pipes: commands in, events out (``workers.protocol``).
 """

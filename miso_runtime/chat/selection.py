@@ -43,9 +43,14 @@ def _split(text: str, known: list[str]) -> tuple[str | None, str]:
 
 
 def default_model(
-    configured_provider: str | None, configured_model: str | None, keyed: list[str], known: list[str]
+    configured_provider: str | None,
+    configured_model: str | None,
+    keyed: list[str],
+    known: list[str],
+    local_model: str | None = None,
 ) -> ModelRef:
-    """The configured default; with nothing configured, the first cloud provider that has a key, else Ollama."""
+    """The configured default; with nothing configured, the first cloud provider that has a key,
+    else the local model when one is on disk (``local_model``), else Ollama."""
     provider = configured_provider
     model = configured_model
     if model:
@@ -53,7 +58,14 @@ def default_model(
         if prefix and not provider:
             provider, model = prefix, rest
     if not provider:
-        provider = keyed[0] if keyed else "ollama"
+        if keyed:
+            provider = keyed[0]
+        elif local_model and "local" in known:
+            provider, model = "local", model or local_model
+        else:
+            provider = "ollama"
+    if provider == "local" and not model and local_model:
+        model = local_model
     return ModelRef(provider, model or constants.DEFAULT_CHAT_MODELS.get(provider, ""))
 
 

@@ -20,6 +20,7 @@ from ..errors import MisoError
 from ..store.conversations import ConversationStore, now_ms
 from .events import ChatEvent, Done, Error, Meta, Token
 from .providers.base import ChatProvider
+from .providers.local_chat import LocalProvider
 from .providers.registry import ProviderRegistry
 from .selection import ModelSelector, default_model, select_model
 from .types import ChatTurn, GenerationOptions, ModelRef, ProviderCall, ProviderError, TextDelta, UsageReport
@@ -83,7 +84,11 @@ class ChatService:
             for name in self._registry.names()
             if (provider := self._registry.get(name)) and provider.requires_key and provider.configured_key()
         ]
-        return default_model(self._configured_provider, self._configured_model, keyed, self._registry.names())
+        local = self._registry.get("local")
+        local_model = local.default_model() if isinstance(local, LocalProvider) else None
+        return default_model(
+            self._configured_provider, self._configured_model, keyed, self._registry.names(), local_model
+        )
 
     def prepare(self, request: ChatRequest) -> "PreparedChat":
         """Validate a request, pick its model, load and extend its thread; raises MisoError."""

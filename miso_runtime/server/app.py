@@ -13,8 +13,8 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import MisoError
 from ..runtime import Runtime
-from .envelopes import MISO, SKILL, Envelope, envelope_for
-from .faces import events, meta, miso, skill_auth
+from .envelopes import MISO, OPENAI, SKILL, Envelope, envelope_for
+from .faces import events, meta, miso, openai_compat, skill_auth, skill_llm
 from .guard import RequestGuard
 from .sse import StreamRegistry
 
@@ -26,6 +26,8 @@ FACES: list[tuple[object, Envelope]] = [
     (skill_auth.blueprint, SKILL),
     (events.blueprint, SKILL),
     (meta.blueprint, MISO),
+    (openai_compat.blueprint, OPENAI),
+    (skill_llm.blueprint, SKILL),
 ]
 
 _CODE_BY_STATUS = {
@@ -59,7 +61,7 @@ def create_app(runtime: Runtime) -> Flask:
     def render_miso_error(error: MisoError) -> Response:
         if error.status >= 500:
             logger.error("%s %s failed: %s", request.method, request.path, error.message)
-        return envelope_of(request).render(error.status, error.code, error.message)
+        return envelope_of(request).render(error.status, error.code, error.message, error.headers)
 
     @app.errorhandler(HTTPException)
     def render_http_error(error: HTTPException) -> Response:

@@ -32,6 +32,17 @@ class Envelope:
 MISO = Envelope("miso", 400, lambda code, message: {"error": {"code": code, "message": message}})
 SKILL = Envelope("skill", 422, lambda code, message: {"code": code, "message": message})
 
+
+def _openai_shape(code: str, message: str) -> dict[str, Any]:
+    kind = "invalid_request_error" if code in ("invalid_request", "invalid_json", "model_not_found") else "server_error"
+    if code in ("unauthorized", "forbidden"):
+        kind = "authentication_error" if code == "unauthorized" else "permission_error"
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+#: OpenAI's envelope, so that OpenAI clients surface the message.
+OPENAI = Envelope("openai", 400, _openai_shape)
+
 #: Path prefixes of each contract, for requests that matched no route.
 _BY_PREFIX: list[tuple[str, Envelope]] = [("/v1/", SKILL), ("/healthz", SKILL), ("/readyz", SKILL)]
 

@@ -21,6 +21,7 @@ class MisoGeventWorker(GeventWorker):
         if "miso.streams" in extensions:
             extensions["miso.streams"].shutdown(constants.SHUTDOWN_GRACE_S)
             extensions["miso.runtime"].bus.close_all()
+            extensions["miso.runtime"].stop()
 
     def handle(self, listener, client, addr) -> None:
         # No Nagle delay on small writes (see miso_runtime.server.serve._Handler).

@@ -102,6 +102,7 @@ def serve(settings: Settings) -> int:
         (settings.host, settings.port), app, handler_class=_Handler, log=_AccessLog(), error_log=_AccessLog()
     )
     server.start()
+    runtime.start()
     port = server.server_port
     stop = gevent.event.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -123,6 +124,8 @@ def shutdown(server: WSGIServer, app) -> None:
     logger.info("shutting down")
     server.close()
     app.extensions["miso.streams"].shutdown(constants.SHUTDOWN_GRACE_S)
-    app.extensions["miso.runtime"].bus.close_all()
+    runtime = app.extensions["miso.runtime"]
+    runtime.bus.close_all()
+    runtime.stop()
     server.stop(timeout=1.0)
     logger.info("stopped")

@@ -14,7 +14,7 @@ import json
 import logging
 import socket
 import threading
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import gevent
 import gevent.queue
@@ -35,6 +35,11 @@ class StreamEvent(Protocol):
 
     @property
     def payload(self) -> dict[str, Any]: ...
+
+
+def format_named_event(event: "StreamEvent", event_id: int) -> str:
+    """The default framing: ``event:``, ``id:`` and ``data:`` lines (the Miso contract's)."""
+    return format_event(event.name, event.payload, event_id)
 
 
 def format_event(name: str, payload: dict[str, Any], event_id: int | None = None) -> str:
@@ -124,9 +129,14 @@ def sse_response(
     *,
     registry: StreamRegistry,
     environ: dict[str, Any],
-    final_on_shutdown: StreamEvent,
+    final_on_shutdown: Any,
+    formatter: Callable[[Any, int], str] = format_named_event,
 ) -> Response:
-    """Stream ``events`` as SSE; see the module docstring for how a stream ends early."""
+    """Stream ``events`` as SSE; see the module docstring for how a stream ends early.
+
+    ``formatter`` frames one event as text given its sequence number (default: named events;
+    the OpenAI-compatible API frames bare ``data:`` lines).
+    """
     stream = LiveStream()
 
     def produce() -> None:
@@ -163,13 +173,13 @@ def sse_response(
                 ended = False
                 for item in batch:
                     if item is _SHUTDOWN:
-                        chunks.append(format_event(final_on_shutdown.name, final_on_shutdown.payload, next_id))
+                        chunks.append(formatter(final_on_shutdown, next_id))
                         ended = True
                         break
                     if isinstance(item, _Signal):
                         ended = True
                         break
-                    chunks.append(format_event(item.name, item.payload, next_id))
+                    chunks.append(formatter(item, next_id))
                     next_id += 1
                 if chunks:
                     yield "".join(chunks).encode("utf-8")

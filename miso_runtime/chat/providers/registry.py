@@ -20,14 +20,15 @@ class ProviderRegistry:
         self._providers = providers
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ProviderRegistry":
-        return cls(
-            {
-                "openai": OpenAIProvider(_secret(settings.openai_api_key), settings.openai_base_url),
-                "anthropic": AnthropicProvider(_secret(settings.anthropic_api_key), settings.anthropic_base_url),
-                "ollama": OllamaProvider(settings.ollama_host),
-            }
-        )
+    def from_settings(cls, settings: Settings, local: ChatProvider | None = None) -> "ProviderRegistry":
+        providers: dict[str, ChatProvider] = {
+            "openai": OpenAIProvider(_secret(settings.openai_api_key), settings.openai_base_url),
+            "anthropic": AnthropicProvider(_secret(settings.anthropic_api_key), settings.anthropic_base_url),
+            "ollama": OllamaProvider(settings.ollama_host),
+        }
+        if local is not None:
+            providers["local"] = local
+        return cls(providers)
 
     def get(self, name: str) -> ChatProvider | None:
         return self._providers.get(name)

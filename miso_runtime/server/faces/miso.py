@@ -28,6 +28,7 @@ def health():
         version=runtime().version,
         model=runtime().chat.default_model().id,
         threaded=True,
+        workers=runtime().supervisor.status(),
     )
 
 

@@ -51,11 +51,21 @@ class ChatStreamBody(BaseModel):
     options: StreamOptions = Field(default_factory=StreamOptions)
 
 
+class WorkerInfo(BaseModel):
+    name: str
+    state: str
+    pid: int | None
+    restarts: int
+    last_exit_code: int | None
+    started_at_ms: int | None
+
+
 class HealthResponse(BaseModel):
     status: str
     version: str
     model: str
     threaded: bool
+    workers: list[WorkerInfo]
 
 
 class ActiveModel(BaseModel):

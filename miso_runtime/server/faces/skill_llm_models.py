@@ -1,0 +1,62 @@
+"""Request bodies of the skill-daemon LLM server routes (section 4.8) and their settings."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StartBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = Field(default=None, description="catalog model; null = the configured or default one")
+
+
+class SwitchModelBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+
+
+class SwitchMmprojBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    path: str = Field(min_length=1, description="path of a projector GGUF (absolute, or relative to the models dir)")
+
+
+class AbortBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: str | None = Field(default=None, description="null = the running generation")
+
+
+class LogsQuery(BaseModel):
+    limit: int = Field(default=200, ge=1, le=5000)
+
+
+class DownloadStartBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str = Field(min_length=1)
+    file_name: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class DownloadIdBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1)
+
+
+class LlmConfigBody(BaseModel):
+    """Partial update of the LLM settings: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    n_ctx: int | None = None
+    n_threads: int | None = None
+    n_gpu_layers: int | None = None
+    chat_format: str | None = None
+    max_queue: int | None = None
+    autostart: bool | None = None
+    mmproj: str | None = None

@@ -1,0 +1,210 @@
+"""The ``llm`` worker: one llama.cpp model at a time, one generation at a time.
+
+It runs in its own process so that inference never touches the server's gevent hub. Between
+two tokens it checks its command pipe, so an ``Abort`` (or ``Shutdown``) stops a generation
+before the next token. A model switch loads the new model first and frees the old one only
+when the new one is up, so a failed switch leaves the old model serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from .protocol import (
+    Abort,
+    Generate,
+    GenerationDone,
+    GenerationFailed,
+    LoadModel,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelUnloaded,
+    Shutdown,
+    TextChunk,
+    UnloadModel,
+)
+from .runner import Channel
+
+logger = logging.getLogger("miso.llm_worker")
+
+
+#: llama-cpp-python chat handlers that take a projector, by chat format.
+_MULTIMODAL_HANDLERS = {
+    "llava-1-5": "Llava15ChatHandler",
+    "llava-1-6": "Llava16ChatHandler",
+    "moondream": "MoondreamChatHandler",
+    "nanollava": "NanoLlavaChatHandler",
+    "minicpm-v-2.6": "MiniCPMv26ChatHandler",
+    "qwen2.5-vl": "Qwen25VLChatHandler",
+}
+
+
+def _multimodal_handler(command: LoadModel) -> Any:
+    """The chat handler that loads ``command.mmproj_path``, when the format has one."""
+    handler_name = _MULTIMODAL_HANDLERS.get(command.chat_format or "")
+    if not command.mmproj_path or handler_name is None:
+        return None
+    from llama_cpp import llama_chat_format
+
+    return getattr(llama_chat_format, handler_name)(clip_model_path=command.mmproj_path, verbose=False)
+
+
+class _Stop(Exception):
+    """Shutdown arrived while generating."""
+
+
+class LlmWorker:
+    def __init__(self, channel: Channel, options: dict[str, Any]) -> None:
+        self._channel = channel
+        self._options = options
+        self._llm: Any = None
+        self._name: str | None = None
+        self._deferred: list[Any] = []
+
+    # --- model ------------------------------------------------------------------------------
+
+    def load(self, command: LoadModel) -> None:
+        import llama_cpp
+
+        started = time.perf_counter()
+        logger.info("loading %s from %s (n_ctx=%d, chat_format=%s)", command.name, command.path, command.n_ctx, command.chat_format)
+        try:
+            llm = llama_cpp.Llama(
+                model_path=command.path,
+                n_ctx=command.n_ctx,
+                n_threads=command.n_threads,
+                n_gpu_layers=command.n_gpu_layers,
+                chat_format=command.chat_format,
+                chat_handler=_multimodal_handler(command),
+                verbose=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported, the worker stays up
+            logger.warning("could not load %s: %s", command.path, exc)
+            self._channel.send(ModelLoadFailed(command.name, command.path, f"{type(exc).__name__}: {exc}", self._name))
+            return
+        old, self._llm, self._name = self._llm, llm, command.name
+        if old is not None:
+            old.close()
+        load_ms = (time.perf_counter() - started) * 1000
+        logger.info("loaded %s in %.0f ms", command.name, load_ms)
+        self._channel.send(ModelLoaded(command.name, command.path, llm.n_ctx(), command.chat_format, load_ms))
+
+    def unload(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+        name, self._llm, self._name = self._name, None, None
+        self._channel.send(ModelUnloaded(name))
+
+    # --- generation -------------------------------------------------------------------------
+
+    def _aborted(self, request_id: str) -> bool:
+        """Read waiting commands: True if one aborts this generation; Shutdown raises _Stop."""
+        aborted = False
+        while self._channel.pending():
+            command = self._channel.receive()
+            if isinstance(command, Shutdown):
+                raise _Stop
+            if isinstance(command, Abort) and command.request_id in (None, request_id):
+                aborted = True
+            elif not isinstance(command, Abort):
+                self._deferred.append(command)
+        return aborted
+
+    def generate(self, command: Generate) -> None:
+        if self._llm is None:
+            self._channel.send(GenerationFailed(command.request_id, "no_model", "no model is loaded"))
+            return
+        kwargs: dict[str, Any] = {"messages": command.messages, "stream": True}
+        if command.max_tokens is not None:
+            kwargs["max_tokens"] = command.max_tokens
+        if command.temperature is not None:
+            kwargs["temperature"] = command.temperature
+        if command.top_p is not None:
+            kwargs["top_p"] = command.top_p
+        if command.stop:
+            kwargs["stop"] = command.stop
+        if command.seed is not None:
+            kwargs["seed"] = command.seed
+        started = time.perf_counter()
+        first: float | None = None
+        completion_tokens = 0
+        finish_reason = "stop"
+        try:
+            chunks = self._llm.create_chat_completion(**kwargs)
+            try:
+                for chunk in chunks:
+                    if self._aborted(command.request_id):
+                        finish_reason = "abort"
+                        break
+                    choice = chunk["choices"][0]
+                    text = choice.get("delta", {}).get("content")
+                    if text:
+                        if first is None:
+                            first = time.perf_counter()
+                        completion_tokens += 1
+                        self._channel.send(TextChunk(command.request_id, text))
+                    if choice.get("finish_reason"):
+                        finish_reason = choice["finish_reason"]
+            finally:
+                chunks.close()
+        except _Stop:
+            raise
+        except ValueError as exc:
+            code = "context_overflow" if "context" in str(exc).lower() or "exceed" in str(exc).lower() else "invalid_request"
+            self._channel.send(GenerationFailed(command.request_id, code, str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - a failed generation must not end the worker
+            logger.exception("generation %s failed", command.request_id)
+            self._channel.send(GenerationFailed(command.request_id, "generation_error", f"{type(exc).__name__}: {exc}"))
+            return
+        finished = time.perf_counter()
+        prompt_tokens = max(0, int(self._llm.n_tokens) - completion_tokens)
+        decode_s = finished - (first or started)
+        rate = completion_tokens / decode_s if completion_tokens and decode_s > 0 else 0.0
+        self._channel.send(
+            GenerationDone(
+                command.request_id,
+                finish_reason,
+                prompt_tokens,
+                completion_tokens,
+                None if first is None else (first - started) * 1000,
+                rate,
+            )
+        )
+
+    # --- loop -------------------------------------------------------------------------------
+
+    def handle(self, command: Any) -> bool:
+        """Carry out one command; False means exit."""
+        if isinstance(command, Shutdown):
+            return False
+        if isinstance(command, LoadModel):
+            self.load(command)
+        elif isinstance(command, UnloadModel):
+            self.unload()
+        elif isinstance(command, Generate):
+            self.generate(command)
+        elif isinstance(command, Abort):
+            pass  # nothing is running
+        return True
+
+    def run(self) -> None:
+        try:
+            while True:
+                command = self._deferred.pop(0) if self._deferred else self._channel.receive()
+                if not self.handle(command):
+                    break
+        except (_Stop, EOFError):
+            pass
+        finally:
+            if self._llm is not None:
+                self._llm.close()
+        logger.info("llm worker %d exiting", os.getpid())
+
+
+def run(channel: Channel, options: dict[str, Any]) -> None:
+    """Entry point named in the worker spec (``workers.llm_worker:run``)."""
+    LlmWorker(channel, options).run()
