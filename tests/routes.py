@@ -12,6 +12,8 @@ from miso_runtime.runtime import build_runtime
 from miso_runtime.server.app import create_app
 from miso_runtime.server.endpoint import declared_access, declared_body, is_public
 
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/llm/chat-completions", "/v1/models"})
+
 
 @dataclass(frozen=True)
 class Route:
@@ -24,9 +26,24 @@ class Route:
     websocket: bool
 
     @property
-    def miso_envelope(self) -> bool:
-        """Whether errors come in the Miso envelope (else the skill one)."""
-        return not (self.path.startswith("/v1/") or self.path in ("/healthz", "/readyz"))
+    def envelope(self) -> str:
+        """Which contract's error envelope this route answers with: miso, skill or openai."""
+        if self.path in OPENAI_PATHS:
+            return "openai"
+        if self.path.startswith("/v1/") or self.path in ("/healthz", "/readyz"):
+            return "skill"
+        return "miso"
+
+    def error_of(self, body: dict) -> tuple[str, str]:
+        """(code, message) from an error body, checking that it has exactly its envelope's shape."""
+        if self.envelope == "skill":
+            assert set(body) == {"code", "message"}, body
+            return body["code"], body["message"]
+        assert set(body) == {"error"}, body
+        error = body["error"]
+        expected = {"code", "message"} if self.envelope == "miso" else {"code", "message", "type", "param"}
+        assert set(error) == expected, body
+        return error["code"], error["message"]
 
 
 def app_routes(data_dir: Path) -> list[Route]:

@@ -44,8 +44,7 @@ def call(sidecar, route, headers: dict[str, str]) -> httpx.Response:
 
 
 def error_code(route, response: httpx.Response) -> str:
-    body = response.json()
-    return body["error"]["code"] if route.miso_envelope else body["code"]
+    return route.error_of(response.json())[0]
 
 
 def test_every_route_declares_access_or_public(routes):
@@ -95,7 +94,8 @@ def test_token_from_header_bearer_and_query(sidecar):
 def test_public_routes(sidecar):
     health = sidecar.http.get("/health")
     assert health.status_code == 200
-    assert set(health.json()) == {"status", "version", "model", "threaded"}
+    assert {"status", "version", "model", "threaded"} <= set(health.json())
+    assert [worker["name"] for worker in health.json()["workers"]] == ["llm"]
     assert sidecar.http.get("/healthz").json() == {"ok": True}
     assert sidecar.http.get("/readyz").json() == {"ok": True}
 

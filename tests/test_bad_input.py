@@ -28,13 +28,7 @@ def wrong_types(model) -> dict:
 def assert_envelope(route, response, status_range=range(400, 500)) -> str:
     assert response.status_code in status_range, f"{route.method} {route.rule}: {response.status_code} {response.text}"
     assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    if route.miso_envelope:
-        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
-        message = body["error"]["message"]
-    else:
-        assert set(body) == {"code", "message"}
-        message = body["message"]
+    _code, message = route.error_of(response.json())
     assert message and "Traceback" not in message
     return message
 
@@ -49,12 +43,18 @@ def test_not_json(sidecar, json_routes):
 
 
 def test_empty_object(sidecar, json_routes):
+    checked = 0
     for route in json_routes:
         response = sidecar.http.request(route.method, route.path, json={}, headers=sidecar.auth)
-        message = assert_envelope(route, response)
         required = [name for name, field in route.body_model.model_fields.items() if field.is_required()]
+        if not required:  # every field optional: {} is a valid body, and must not fail the server
+            assert response.status_code < 500, f"{route.rule}: {response.status_code} {response.text}"
+            continue
+        message = assert_envelope(route, response)
         for name in required:
             assert name in message, f"{route.rule}: {message!r} does not name {name}"
+        checked += 1
+    assert checked >= 5
 
 
 def test_wrong_types_name_the_field(sidecar, json_routes):

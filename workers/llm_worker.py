@@ -70,7 +70,13 @@ class LlmWorker:
         import llama_cpp
 
         started = time.perf_counter()
-        logger.info("loading %s from %s (n_ctx=%d, chat_format=%s)", command.name, command.path, command.n_ctx, command.chat_format)
+        logger.info(
+            "loading %s from %s (n_ctx=%d, chat_format=%s)",
+            command.name,
+            command.path,
+            command.n_ctx,
+            command.chat_format,
+        )
         try:
             llm = llama_cpp.Llama(
                 model_path=command.path,
@@ -153,7 +159,11 @@ class LlmWorker:
         except _Stop:
             raise
         except ValueError as exc:
-            code = "context_overflow" if "context" in str(exc).lower() or "exceed" in str(exc).lower() else "invalid_request"
+            code = (
+                "context_overflow"
+                if "context" in str(exc).lower() or "exceed" in str(exc).lower()
+                else "invalid_request"
+            )
             self._channel.send(GenerationFailed(command.request_id, code, str(exc)))
             return
         except Exception as exc:  # noqa: BLE001 - a failed generation must not end the worker

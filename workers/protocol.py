@@ -119,7 +119,16 @@ class GenerationFailed:
 
 
 Command = Shutdown | LoadModel | UnloadModel | Generate | Abort
-Event = WorkerStarted | LogLine | ModelLoaded | ModelLoadFailed | ModelUnloaded | TextChunk | GenerationDone | GenerationFailed
+Event = (
+    WorkerStarted
+    | LogLine
+    | ModelLoaded
+    | ModelLoadFailed
+    | ModelUnloaded
+    | TextChunk
+    | GenerationDone
+    | GenerationFailed
+)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,13 @@ class Worker:
         event_reader, event_writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=worker_main,
-            args=(self.spec.target, command_reader, event_writer, multiprocessing.current_process().pid, self.spec.options),
+            args=(
+                self.spec.target,
+                command_reader,
+                event_writer,
+                multiprocessing.current_process().pid,
+                self.spec.options,
+            ),
             name=f"miso-{self.spec.name}",
             daemon=True,
         )
@@ -111,7 +117,9 @@ class Worker:
             self._status.state = WorkerState.STARTING
             self._status.pid = process.pid
             self._status.started_at_ms = int(time.time() * 1000)
-        threading.Thread(target=self._pump, args=(process, event_reader), name=f"pump-{self.spec.name}", daemon=True).start()
+        threading.Thread(
+            target=self._pump, args=(process, event_reader), name=f"pump-{self.spec.name}", daemon=True
+        ).start()
         logger.info("worker %s started (pid %s)", self.spec.name, process.pid)
 
     def send(self, command: Command) -> None:

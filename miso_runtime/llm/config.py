@@ -27,7 +27,7 @@ class LlmConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(default=None, description="catalog name of the model to serve")
-    n_ctx: int = Field(default=constants.LLM_DEFAULT_N_CTX, ge=64, le=1_048_576, description="context size, tokens")
+    n_ctx: int = Field(default=constants.LLM_DEFAULT_N_CTX, ge=256, le=1_048_576, description="context size, tokens")
     n_threads: int | None = Field(default=None, ge=1, le=512, description="CPU threads; null = llama.cpp's choice")
     n_gpu_layers: int = Field(default=0, ge=-1, description="layers offloaded to the GPU; -1 = all")
     chat_format: str | None = Field(default=None, description="llama-cpp-python chat format; null = from the file")

@@ -198,14 +198,25 @@ class LocalLLM:
                     spec = job.spec
                     self._worker.send(
                         LoadModel(
-                            spec.name, spec.path, spec.n_ctx, spec.n_threads, spec.n_gpu_layers, spec.chat_format, spec.mmproj_path
+                            spec.name,
+                            spec.path,
+                            spec.n_ctx,
+                            spec.n_threads,
+                            spec.n_gpu_layers,
+                            spec.chat_format,
+                            spec.mmproj_path,
                         )
                     )
                     self._publish("llm:status", self.status())
                 else:
                     assert isinstance(job, _GenerationJob) and job.command is not None
                     if self._state != LlmState.READY:
-                        self._finish(job, GenerationError(409, "no_model", "no model is loaded: start the LLM server or pick a model"))
+                        self._finish(
+                            job,
+                            GenerationError(
+                                409, "no_model", "no model is loaded: start the LLM server or pick a model"
+                            ),
+                        )
                         continue
                     self._worker.send(job.command)
             except Exception as exc:  # noqa: BLE001 - the worker is down: the job fails at once
@@ -245,7 +256,9 @@ class LocalLLM:
         elif isinstance(event, GenerationDone):
             self._last_tokens_per_s = round(event.tokens_per_s, 2)
             self._complete_current(
-                Finished(event.finish_reason, event.prompt_tokens, event.completion_tokens, event.ttft_ms, event.tokens_per_s)
+                Finished(
+                    event.finish_reason, event.prompt_tokens, event.completion_tokens, event.ttft_ms, event.tokens_per_s
+                )
             )
         elif isinstance(event, GenerationFailed):
             status = _STATUS_BY_CODE.get(event.code, 500)
@@ -350,7 +363,9 @@ class LocalLLM:
         except Exception as exc:  # noqa: BLE001 - a dead worker has nothing to stop
             logger.info("could not send %s: %s", type(command).__name__, exc)
 
-    def generate(self, messages: list[dict[str, Any]], params: GenerationParams, request_id: str | None = None) -> Iterator[Queued | Text | Finished]:
+    def generate(
+        self, messages: list[dict[str, Any]], params: GenerationParams, request_id: str | None = None
+    ) -> Iterator[Queued | Text | Finished]:
         """Yield ``Queued`` while waiting, ``Text`` pieces, then ``Finished``; raises GenerationError.
 
         Closing the iterator aborts the generation (or leaves the queue): a client that goes
@@ -359,9 +374,16 @@ class LocalLLM:
         with self._lock:
             waiting = sum(1 for job in self._jobs if isinstance(job, _GenerationJob))
             if self._current is not None and waiting >= self.max_queue:
-                raise MisoError(503, "queue_full", f"{waiting} requests are already waiting; try again shortly")
+                raise MisoError(
+                    503,
+                    "queue_full",
+                    f"{waiting} requests are already waiting; try again shortly",
+                    {"Retry-After": str(constants.LLM_RETRY_AFTER_S)},
+                )
         job = _GenerationJob(id=request_id or f"gen-{uuid.uuid4().hex[:12]}")
-        job.command = Generate(job.id, messages, params.max_tokens, params.temperature, params.top_p, params.stop, params.seed)
+        job.command = Generate(
+            job.id, messages, params.max_tokens, params.temperature, params.top_p, params.stop, params.seed
+        )
         self._admit(job)
         finished = False
         try:

@@ -18,6 +18,7 @@ from .. import __version__
 spec = SpecTree(
     "flask",
     mode="strict",
+    annotations=False,
     title="Miso runtime",
     version=__version__,
     description="Local sidecar serving the Miso, skill-daemon, Maria, Caco and schmux contracts.",

@@ -44,7 +44,9 @@ def format_openai(chunk: _Chunk, _event_id: int) -> str:
     return f"data: {json.dumps(chunk.data, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
-SHUTDOWN_CHUNK = _Chunk({"error": {"message": "the runtime is shutting down", "type": "server_error", "code": "server_shutdown"}})
+SHUTDOWN_CHUNK = _Chunk(
+    {"error": {"message": "the runtime is shutting down", "type": "server_error", "code": "server_shutdown"}}
+)
 
 
 def _params(body: ChatCompletionBody) -> GenerationParams:
@@ -78,7 +80,9 @@ def _first_event(events: Iterator[Any]) -> Any:
         raise _error_from(exc) from None
 
 
-def _stream(request_id: str, model: str, created: int, first: Any, events: Iterator[Any], include_usage: bool) -> Iterator[_Chunk]:
+def _stream(
+    request_id: str, model: str, created: int, first: Any, events: Iterator[Any], include_usage: bool
+) -> Iterator[_Chunk]:
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> _Chunk:
         body: dict[str, Any] = {
             "id": request_id,
@@ -107,7 +111,16 @@ def _stream(request_id: str, model: str, created: int, first: Any, events: Itera
                     yield chunk({"role": "assistant", "content": ""})
                 yield chunk({}, "length" if item.finish_reason == "length" else "stop")
                 if include_usage:
-                    yield _Chunk({"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": _usage(item)})
+                    yield _Chunk(
+                        {
+                            "id": request_id,
+                            "object": "chat.completion.chunk",
+                            "created": created,
+                            "model": model,
+                            "choices": [],
+                            "usage": _usage(item),
+                        }
+                    )
                 yield _Chunk(done=True)
                 return
             item = next(events)

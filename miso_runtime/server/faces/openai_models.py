@@ -66,5 +66,9 @@ class ChatCompletionBody(SamplingParams):
     def sampling(self) -> SamplingParams:
         """Top-level fields, with ``params`` filling those the top level leaves out."""
         merged: dict[str, Any] = self.params.model_dump(exclude_none=True) if self.params else {}
-        merged.update(SamplingParams.model_validate(self.model_dump(include=set(SamplingParams.model_fields))).model_dump(exclude_none=True))
+        merged.update(
+            SamplingParams.model_validate(self.model_dump(include=set(SamplingParams.model_fields))).model_dump(
+                exclude_none=True
+            )
+        )
         return SamplingParams.model_validate(merged)
