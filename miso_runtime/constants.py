@@ -117,3 +117,56 @@ LLM_RETRY_AFTER_S = 2
 #: no chat template).
 EMBEDDED_MODEL_NAME = "gemma-3-270m"
 EMBEDDED_CHAT_FORMAT = "gemma"
+
+# --- Model files and downloads ------------------------------------------------------------
+
+#: File name suffix of the models the catalog lists (compared case-insensitively).
+MODEL_SUFFIX = ".gguf"
+#: Suffixes of files still being downloaded; such names never end in ``.gguf`` but the
+#: explicit check keeps ``model.gguf.part``-style names out whatever the glob does.
+PARTIAL_DOWNLOAD_SUFFIXES = (".part", ".download")
+
+#: llama-cpp-python ``chat_format`` for files without an embedded template, by architecture.
+#: Only names that llama-cpp-python 0.3.x registers in ``llama_chat_format.py``; it has no
+#: ``phi3`` format, so phi3 falls back to ChatML like every other unknown architecture.
+ARCHITECTURE_CHAT_FORMATS: dict[str, str] = {
+    "llama": "llama-2",
+    "gemma": "gemma",
+    "gemma2": "gemma",
+    "gemma3": "gemma",
+    "gemma3n": "gemma",
+    "qwen": "qwen",
+    "qwen2": "chatml",
+    "qwen2moe": "chatml",
+    "qwen3": "chatml",
+    "qwen3moe": "chatml",
+    "chatglm": "chatglm3",
+    "baichuan": "baichuan-2",
+}
+#: The format used when the architecture is not in the table above: most instruction-tuned
+#: models of the last years were trained on ChatML or tolerate it.
+FALLBACK_CHAT_FORMAT = "chatml"
+
+#: Event type published for every download update.
+DOWNLOAD_EVENT = "llm:download"
+#: Seconds to wait for a TCP (and TLS) connection to the download server.
+DOWNLOAD_CONNECT_TIMEOUT_S = 10.0
+#: Seconds without a byte from the server before a read counts as failed (and is retried).
+DOWNLOAD_READ_TIMEOUT_S = 30.0
+#: Delays before each retry of a failed attempt; its length is the number of retries. The count
+#: starts over whenever an attempt made progress, so a flaky but moving transfer still finishes.
+DOWNLOAD_RETRY_BACKOFF_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+#: Least seconds between two progress events of one download (so at most 4 per second).
+DOWNLOAD_PROGRESS_INTERVAL_S = 0.25
+#: Bytes read at a time when hashing a finished part file.
+DOWNLOAD_HASH_CHUNK_BYTES = 1024 * 1024
+#: Suffix of the file that holds a download's bytes until it is complete and verified.
+PART_SUFFIX = ".part"
+#: Longest accepted file name, in characters (common file-system limit).
+MAX_FILE_NAME_CHARS = 255
+#: HTTP statuses that mean "try again later" rather than "this URL is wrong".
+DOWNLOAD_RETRYABLE_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Seconds ``cancel``/``delete`` wait for a worker to stop before removing its part file.
+DOWNLOAD_STOP_JOIN_S = 1.0
+#: Seconds ``shutdown`` waits, in all, for every worker thread to end.
+DOWNLOAD_SHUTDOWN_JOIN_S = 5.0

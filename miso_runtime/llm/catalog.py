@@ -15,16 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..constants import (
+    MODEL_SUFFIX,
+    PARTIAL_DOWNLOAD_SUFFIXES,
+)
 from ..errors import MisoError
 from .gguf_info import GGUFInfo, detect_chat_format, read_gguf_info
 
 logger = logging.getLogger(__name__)
-
-#: File name suffix of the models the catalog lists (compared case-insensitively).
-MODEL_SUFFIX = ".gguf"
-#: Suffixes of files still being downloaded; such names never end in ``.gguf`` but the
-#: explicit check keeps ``model.gguf.part``-style names out whatever the glob does.
-PARTIAL_DOWNLOAD_SUFFIXES = (".part", ".download")
 
 _CacheKey = tuple[Path, int, int]  # path, size in bytes, mtime in ns
 

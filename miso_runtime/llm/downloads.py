@@ -16,7 +16,7 @@ Model files are gigabytes and home connections drop, so a download is built to s
   at once and the worker sees its stop flag.
 
 Progress goes to ``on_event("llm:download", info.to_dict())`` on every state change and at most
-every :data:`PROGRESS_INTERVAL_S` while bytes flow. Events are queued under the manager's lock
+every :data:`DOWNLOAD_PROGRESS_INTERVAL_S` while bytes flow. Events are queued under the manager's lock
 and delivered outside it, in order, by whichever thread finds the queue idle, so a callback may
 call back into the manager and never sees a stale state after a newer one.
 
@@ -45,35 +45,22 @@ import httpx
 
 from miso_runtime.errors import MisoError
 
+from ..constants import (
+    DOWNLOAD_CONNECT_TIMEOUT_S,
+    DOWNLOAD_EVENT,
+    DOWNLOAD_HASH_CHUNK_BYTES,
+    DOWNLOAD_PROGRESS_INTERVAL_S,
+    DOWNLOAD_READ_TIMEOUT_S,
+    DOWNLOAD_RETRY_BACKOFF_S,
+    DOWNLOAD_RETRYABLE_HTTP_STATUSES,
+    DOWNLOAD_SHUTDOWN_JOIN_S,
+    DOWNLOAD_STOP_JOIN_S,
+    MAX_FILE_NAME_CHARS,
+    MODEL_SUFFIX,
+    PART_SUFFIX,
+)
+
 logger = logging.getLogger(__name__)
-
-# --- Tunables (candidates for miso_runtime.constants) ----------------------------------------
-
-#: Event type published for every download update.
-DOWNLOAD_EVENT = "llm:download"
-#: Seconds to wait for a TCP (and TLS) connection to the download server.
-CONNECT_TIMEOUT_S = 10.0
-#: Seconds without a byte from the server before a read counts as failed (and is retried).
-READ_TIMEOUT_S = 30.0
-#: Delays before each retry of a failed attempt; its length is the number of retries. The count
-#: starts over whenever an attempt made progress, so a flaky but moving transfer still finishes.
-RETRY_BACKOFF_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
-#: Least seconds between two progress events of one download (so at most 4 per second).
-PROGRESS_INTERVAL_S = 0.25
-#: Bytes read at a time when hashing a finished part file.
-HASH_CHUNK_BYTES = 1024 * 1024
-#: Suffix of the file that holds a download's bytes until it is complete and verified.
-PART_SUFFIX = ".part"
-#: The only kind of file this manager downloads (what the local model catalog lists).
-MODEL_FILE_SUFFIX = ".gguf"
-#: Longest accepted file name, in characters (common file-system limit).
-MAX_FILE_NAME_CHARS = 255
-#: HTTP statuses that mean "try again later" rather than "this URL is wrong".
-RETRYABLE_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-#: Seconds ``cancel``/``delete`` wait for a worker to stop before removing its part file.
-STOP_JOIN_S = 1.0
-#: Seconds ``shutdown`` waits, in all, for every worker thread to end.
-SHUTDOWN_JOIN_S = 5.0
 
 # --- States -----------------------------------------------------------------------------------
 
@@ -132,8 +119,8 @@ def validate_file_name(name: str) -> str:
         or name.strip() != name
     ):
         raise MisoError(400, "invalid_request", f"file name {name!r} must be a plain file name, with no path")
-    if not name.lower().endswith(MODEL_FILE_SUFFIX) or len(name) <= len(MODEL_FILE_SUFFIX):
-        raise MisoError(400, "invalid_request", f"file name {name!r} must end in {MODEL_FILE_SUFFIX}")
+    if not name.lower().endswith(MODEL_SUFFIX) or len(name) <= len(MODEL_SUFFIX):
+        raise MisoError(400, "invalid_request", f"file name {name!r} must end in {MODEL_SUFFIX}")
     return name
 
 
@@ -418,7 +405,7 @@ class DownloadManager:
         for run, _ in stopping:
             run.interrupt("shutdown")
         self._deliver()
-        deadline = time.monotonic() + SHUTDOWN_JOIN_S
+        deadline = time.monotonic() + DOWNLOAD_SHUTDOWN_JOIN_S
         for _, thread in stopping:
             if thread is not None and thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -501,14 +488,14 @@ class DownloadManager:
         self._deliver()
 
     def _progress(self, job: _Job, run: _Run, done: int) -> None:
-        """Record bytes on disk; emit at most every PROGRESS_INTERVAL_S."""
+        """Record bytes on disk; emit at most every DOWNLOAD_PROGRESS_INTERVAL_S."""
         emit = False
         with self._lock:
             if not self._owns(job, run):
                 return
             job.info.bytes_done = done
             now = time.monotonic()
-            if now - job.last_emit >= PROGRESS_INTERVAL_S:
+            if now - job.last_emit >= DOWNLOAD_PROGRESS_INTERVAL_S:
                 mark_time, mark_bytes = job.speed_mark
                 if mark_time and now > mark_time and done >= mark_bytes:
                     job.info.speed_bytes_per_s = (done - mark_bytes) / (now - mark_time)
@@ -521,7 +508,7 @@ class DownloadManager:
     def _stop_and_remove(self, job: _Job, run: _Run, thread: threading.Thread | None, remove_target: bool) -> None:
         run.interrupt("cancel")
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(STOP_JOIN_S)
+            thread.join(DOWNLOAD_STOP_JOIN_S)
         _unlink(job.part)  # the worker also removes it on its way out, should it outlive the join
         if remove_target:
             _unlink(job.target)
@@ -554,7 +541,7 @@ class DownloadManager:
     def _download(self, job: _Job, run: _Run) -> None:
         run.check()
         self._update(job, run, DOWNLOADING)
-        timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+        timeout = httpx.Timeout(DOWNLOAD_READ_TIMEOUT_S, connect=DOWNLOAD_CONNECT_TIMEOUT_S)
         with httpx.Client(timeout=timeout, follow_redirects=True, headers={"Accept-Encoding": "identity"}) as client:
             failures = 0
             while True:
@@ -566,9 +553,9 @@ class DownloadManager:
                 except (_Retry, httpx.TransportError) as exc:
                     run.check()  # an interrupted read is how a pause looks from here
                     failures = 1 if run.received else failures + 1
-                    if failures > len(RETRY_BACKOFF_S):
+                    if failures > len(DOWNLOAD_RETRY_BACKOFF_S):
                         raise _Failed(f"download failed after {failures} attempts: {_describe(exc)}") from None
-                    delay = RETRY_BACKOFF_S[failures - 1]
+                    delay = DOWNLOAD_RETRY_BACKOFF_S[failures - 1]
                     logger.warning("download %s: %s; retrying in %.1f s", job.info.id, _describe(exc), delay)
                     if run.stop.wait(delay):
                         raise _Stopped() from None
@@ -620,7 +607,7 @@ class DownloadManager:
             length = response.headers.get("content-length", "")
             total = int(length) if length.isdigit() else None
             mode = "wb"
-        elif status in RETRYABLE_HTTP_STATUSES:
+        elif status in DOWNLOAD_RETRYABLE_HTTP_STATUSES:
             raise _Retry(f"server answered HTTP {status}")
         else:
             reason = response.reason_phrase or ""
@@ -653,7 +640,7 @@ class DownloadManager:
             digest = hashlib.sha256()
             try:
                 with open(job.part, "rb") as fh:
-                    while block := fh.read(HASH_CHUNK_BYTES):
+                    while block := fh.read(DOWNLOAD_HASH_CHUNK_BYTES):
                         run.check()
                         digest.update(block)
             except OSError as exc:

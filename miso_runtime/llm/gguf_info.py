@@ -24,6 +24,10 @@ from typing import Any, BinaryIO
 
 from gguf.constants import GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGMLQuantizationType, GGUFValueType, LlamaFileType
 
+from ..constants import (
+    ARCHITECTURE_CHAT_FORMATS,
+    FALLBACK_CHAT_FORMAT,
+)
 from ..errors import MisoError
 
 logger = logging.getLogger(__name__)
@@ -37,26 +41,6 @@ MAX_TENSOR_DIMS = 4
 #: Bytes read at a time while walking a header (a modern vocabulary makes it a few MB).
 _READ_CHUNK = 1 << 20
 
-#: llama-cpp-python ``chat_format`` for files without an embedded template, by architecture.
-#: Only names that llama-cpp-python 0.3.x registers in ``llama_chat_format.py``; it has no
-#: ``phi3`` format, so phi3 falls back to ChatML like every other unknown architecture.
-ARCHITECTURE_CHAT_FORMATS: dict[str, str] = {
-    "llama": "llama-2",
-    "gemma": "gemma",
-    "gemma2": "gemma",
-    "gemma3": "gemma",
-    "gemma3n": "gemma",
-    "qwen": "qwen",
-    "qwen2": "chatml",
-    "qwen2moe": "chatml",
-    "qwen3": "chatml",
-    "qwen3moe": "chatml",
-    "chatglm": "chatglm3",
-    "baichuan": "baichuan-2",
-}
-#: The format used when the architecture is not in the table above: most instruction-tuned
-#: models of the last years were trained on ChatML or tolerate it.
-FALLBACK_CHAT_FORMAT = "chatml"
 
 _DOWNLOAD_AGAIN = "an interrupted download or copy? fetch the file again"
 
