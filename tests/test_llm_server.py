@@ -488,3 +488,24 @@ def test_download_then_serve(llm_sidecar, tmp_path):
     finally:
         server.shutdown()
         ensure_tiny(llm_sidecar)
+
+
+def test_amx_buffers_can_be_turned_off():
+    """The worker's guard against llama.cpp's crashing AMX kernels really changes the load parameters."""
+    import subprocess
+    import sys
+
+    code = (
+        "import llama_cpp; from workers.llm_worker import _avoid_amx_matmul;"
+        "assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts;"
+        "_avoid_amx_matmul(llama_cpp); _avoid_amx_matmul(llama_cpp);"
+        "assert not llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts; print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.stdout.strip() == "ok", result.stderr

@@ -52,6 +52,39 @@ def _multimodal_handler(command: LoadModel) -> Any:
     return getattr(llama_chat_format, handler_name)(clip_model_path=command.mmproj_path, verbose=False)
 
 
+def _cpu_has_amx() -> bool:
+    """Whether this (Linux) CPU has Intel AMX; False where that cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            return any(line.startswith("flags") and "amx_int8" in line for line in cpuinfo)
+    except OSError:
+        return False
+
+
+def _avoid_amx_matmul(llama_cpp_module: Any) -> None:
+    """Keep llama.cpp off its AMX matrix kernels, which crash this process.
+
+    On CPUs with AMX, llama.cpp (as built by llama-cpp-python 0.3.36) puts quantized weights in
+    an "extra" AMX buffer type, and its AMX mat-mul then dies with SIGSEGV on Q4_K weights (the
+    embedded Gemma model crashes on its first token). ``Llama()`` has no argument for the
+    model's ``use_extra_bufts``, so the default parameters it starts from are adjusted instead.
+    Plain CPU buffers are what every non-AMX machine uses anyway.
+    """
+    low_level = llama_cpp_module.llama_cpp
+    if getattr(low_level, "_miso_no_extra_bufts", False):
+        return
+    original = low_level.llama_model_default_params
+
+    def without_extra_buffers() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    low_level.llama_model_default_params = without_extra_buffers
+    low_level._miso_no_extra_bufts = True
+    logger.info("this CPU has AMX: llama.cpp's AMX buffers are turned off (they crash on Q4_K weights)")
+
+
 class _Stop(Exception):
     """Shutdown arrived while generating."""
 
@@ -68,6 +101,9 @@ class LlmWorker:
 
     def load(self, command: LoadModel) -> None:
         import llama_cpp
+
+        if _cpu_has_amx():
+            _avoid_amx_matmul(llama_cpp)
 
         started = time.perf_counter()
         logger.info(
