@@ -40,10 +40,18 @@ hops from its web process to its llama.cpp worker process. Each path keeps one `
 object across its requests, so llama-cpp-python's reuse of the matching prompt prefix applies
 alike everywhere: after the warm-up, TTFT is mostly one token's evaluation plus the path's
 overhead. The ``openai`` client is created once per path and warmed up by the warm-up request.
+The sampling is the same too: ``llama_cpp.server``'s request defaults differ from
+``create_chat_completion``'s in ``repeat_penalty`` (1.1 against 1.0), which changes the text even
+at temperature 0, so (b) is sent ``repeat_penalty=1.0``; the identical texts confirm it.
+(``stream_options.include_usage`` goes to (b) and (c) alike; ``llama_cpp.server`` ignores it.)
 
 On this machine (2 cores, shared with other work) llama.cpp's threads and the serving
-processes compete for the same cores, and other processes may run too: the load average is
-printed before and after so that noisy figures can be recognised as such.
+processes compete for the same cores, and other processes may run too. So that noisy figures
+can be recognised as such, the report gives for each path the CPU that processes outside the
+bench used meanwhile ("others") and the time the VM's host took from this machine ("steal"),
+and warns when either could have skewed a ratio; the load average is printed before and after.
+Run to run, the tokens/s of one path still varies by 10-15% here: read a ratio near its goal
+as a tie, and repeat the run before concluding anything from it.
 
 A note on AMX
 -------------
@@ -76,7 +84,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -102,6 +110,9 @@ HTTP_TIMEOUT_S = 120.0
 SERVER_READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 IDLE_HEALTH_REQUESTS = 500
+
+#: Cores busy outside the bench (or differences in host steal) above which figures are flagged.
+DISTURBED_CORES = 0.2
 
 GOAL_TPS_VS_INPROCESS = 0.95
 GOAL_TPS_VS_SERVER = 1.0
@@ -202,7 +213,7 @@ class Setup:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="GGUF file (default: Gemma 3 270M, else the tiny test model)")
-    parser.add_argument("--chat-format", help="llama-cpp-python chat format (default: gemma for Gemma, else the file's)")
+    parser.add_argument("--chat-format", help="llama-cpp-python chat format (default: gemma for Gemma, else the file)")
     parser.add_argument("--repeats", type=int, default=5, help="measured requests per path (default 5)")
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per measured reply (default 128)")
     parser.add_argument("--health-tokens", type=int, default=256, help="tokens of the reply during /health (256)")
@@ -264,6 +275,86 @@ def install_shim_here(shim_dir: Path) -> None:
     spec.loader.exec_module(module)
 
 
+# -- what else uses the CPU ----------------------------------------------------------------
+
+
+class Proc(NamedTuple):
+    state: str
+    ppid: int
+    ticks: int
+    """User plus system CPU time so far, in clock ticks."""
+
+
+def process_table() -> dict[int, Proc]:
+    """Every process by pid (Linux /proc; empty elsewhere)."""
+    table: dict[int, Proc] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            table[int(stat.parent.name)] = Proc(fields[0], int(fields[1]), int(fields[11]) + int(fields[12]))
+    return table
+
+
+def steal_ticks() -> int:
+    """Clock ticks the hypervisor took from this VM (the ``steal`` column of /proc/stat)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/stat", encoding="ascii") as stat:
+            return int(stat.readline().split()[8])
+    return 0
+
+
+def descendants(table: dict[int, Proc], root: int) -> set[int]:
+    """``root`` and every process below it."""
+    tree, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, proc in table.items():
+            if proc.ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return tree
+
+
+class OtherLoad:
+    """CPU used meanwhile by processes outside this bench's process tree, and stolen by the host.
+
+    A thread samples /proc every ``interval_s``; processes that start and end between two
+    samples are missed, so this is a lower bound. Reported in cores (1.0 = one core busy).
+    """
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-other-load", daemon=True)
+        self._other_ticks = 0
+        self._started = time.monotonic()
+        self._steal_start = steal_ticks()
+        self.other_cores = self.steal_cores = 0.0
+
+    def __enter__(self) -> OtherLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        hz = os.sysconf("SC_CLK_TCK")
+        self.other_cores = self._other_ticks / hz / elapsed
+        self.steal_cores = (steal_ticks() - self._steal_start) / hz / elapsed
+
+    def _run(self) -> None:
+        previous = process_table()
+        while not self._stop.wait(self._interval_s):
+            current = process_table()
+            ours = descendants(current, os.getpid())
+            for pid, proc in current.items():
+                if pid not in ours:
+                    before = previous[pid].ticks if pid in previous else 0  # a new process: all its ticks
+                    self._other_ticks += max(0, proc.ticks - before)
+            previous = current
+
+
 # -- one streamed reply ---------------------------------------------------------------------
 
 
@@ -308,7 +399,9 @@ def inprocess_pieces(llm: Any, max_tokens: int) -> Callable[[], Iterator[str | N
     return start
 
 
-def openai_pieces(client: openai.OpenAI, model: str, max_tokens: int) -> Callable[[], Iterator[str | None]]:
+def openai_pieces(
+    client: openai.OpenAI, model: str, max_tokens: int, extra_body: dict[str, Any] | None = None
+) -> Callable[[], Iterator[str | None]]:
     def start() -> Iterator[str | None]:
         stream = client.chat.completions.create(
             model=model,
@@ -318,6 +411,7 @@ def openai_pieces(client: openai.OpenAI, model: str, max_tokens: int) -> Callabl
             max_tokens=max_tokens,
             temperature=TEMPERATURE,
             seed=SEED,
+            extra_body=extra_body,
         )
         with stream:
             for chunk in stream:
@@ -333,6 +427,11 @@ class PathResult:
     label: str
     replies: list[Reply] = field(default_factory=list)
     load_s: float = math.nan
+    inner_tps: list[float] = field(default_factory=list)
+    """Tokens/s as the server measured them itself, where it reports them."""
+    other_cores: float = 0.0
+    """CPU (in cores) that processes outside the bench used while this path was measured."""
+    steal_cores: float = 0.0
 
     def median_ttft_ms(self) -> float:
         return statistics.median(r.ttft_s for r in self.replies) * 1000
@@ -349,12 +448,22 @@ class PathResult:
         return {r.text for r in self.replies}
 
 
-def measure(label: str, start: Callable[[], Iterator[str | None]], repeats: int) -> PathResult:
-    """One warm-up reply, then ``repeats`` measured ones."""
-    time_stream(start)
+def measure(
+    label: str,
+    start: Callable[[], Iterator[str | None]],
+    repeats: int,
+    inner_tps: Callable[[], float | None] | None = None,
+) -> PathResult:
+    """One warm-up reply, then ``repeats`` measured ones (each followed by ``inner_tps``, if given)."""
     result = PathResult(label)
-    for _ in range(repeats):
-        result.replies.append(time_stream(start))
+    with OtherLoad() as other:
+        time_stream(start)
+        for _ in range(repeats):
+            result.replies.append(time_stream(start))
+            rate = inner_tps() if inner_tps else None
+            if rate is not None:
+                result.inner_tps.append(rate)
+    result.other_cores, result.steal_cores = other.other_cores, other.steal_cores
     return result
 
 
@@ -365,6 +474,20 @@ def llama_kwargs(setup: Setup) -> dict[str, Any]:
     return {"n_ctx": setup.n_ctx, "n_threads": setup.n_threads, "chat_format": setup.chat_format}
 
 
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 (where C code logs) to /dev/null for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run_inprocess(setup: Setup) -> PathResult:
     """(a) llama-cpp-python in this process."""
     if setup.no_extra_bufts:
@@ -372,7 +495,8 @@ def run_inprocess(setup: Setup) -> PathResult:
     import llama_cpp
 
     started = time.perf_counter()
-    llm = llama_cpp.Llama(model_path=str(setup.model_path), verbose=False, **llama_kwargs(setup))
+    with quiet_stderr():  # llama.cpp logs a line or two even with verbose=False
+        llm = llama_cpp.Llama(model_path=str(setup.model_path), verbose=False, **llama_kwargs(setup))
     load_s = time.perf_counter() - started
     try:
         result = measure("(a) llama-cpp-python in-process", inprocess_pieces(llm, setup.max_tokens), setup.repeats)
@@ -459,7 +583,10 @@ def run_llama_cpp_server(setup: Setup, work_dir: Path) -> PathResult:
         load_s = time.perf_counter() - started
         client = openai_client(base_url, ANCHOR_API_KEY)
         try:
-            start = openai_pieces(client, setup.model_name, setup.max_tokens)
+            # The server's request defaults differ from create_chat_completion's in one sampling
+            # parameter that changes the text even at temperature 0: repeat_penalty (1.1 vs 1.0).
+            extra = {"repeat_penalty": 1.0}
+            start = openai_pieces(client, setup.model_name, setup.max_tokens, extra)
             result = measure("(b) llama_cpp.server + openai", start, setup.repeats)
         finally:
             client.close()
@@ -478,10 +605,20 @@ def runtime_with_model(setup: Setup, data_dir: Path) -> Iterator[Sidecar]:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         config = {"n_ctx": setup.n_ctx, "n_threads": setup.n_threads, "chat_format": setup.chat_format}
         check(sidecar.post("/v1/settings/llm-config", json=config, headers=headers), sidecar)
-        check(sidecar.post("/v1/llm/server/start", json={"model": setup.model_name}, headers=headers), sidecar)
+        started = sidecar.post("/v1/llm/server/start", json={"model": setup.model_name}, headers=headers)
+        check(started, sidecar)
+        loaded = {key: started.json().get(key) for key in ("state", "n_ctx", "chat_format")}
+        if loaded != {"state": "ready", "n_ctx": setup.n_ctx, "chat_format": setup.chat_format}:
+            raise RuntimeError(f"the runtime loaded the model with other settings than asked: {loaded}")
         yield sidecar
     finally:
         sidecar.terminate(STOP_TIMEOUT_S)
+
+
+def worker_tps(sidecar: Sidecar) -> float | None:
+    """The tokens/s that the runtime's llama.cpp worker measured itself for the last reply."""
+    response = sidecar.get("/v1/llm/server/status", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    return response.json().get("last_tokens_per_s") if response.status_code == 200 else None
 
 
 def check(response: httpx.Response, sidecar: Sidecar) -> None:
@@ -500,7 +637,7 @@ def run_runtime(setup: Setup, work_dir: Path) -> tuple[PathResult, HealthResult]
         client = openai_client(f"{sidecar.base_url}/v1", ADMIN_TOKEN)
         try:
             start = openai_pieces(client, setup.model_name, setup.max_tokens)
-            result = measure("(c) miso runtime + openai", start, setup.repeats)
+            result = measure("(c) miso runtime + openai", start, setup.repeats, lambda: worker_tps(sidecar))
             health = measure_health(sidecar.base_url, openai_pieces(client, setup.model_name, setup.health_tokens))
         finally:
             client.close()
@@ -516,6 +653,8 @@ class HealthResult:
     idle_ms: list[float]
     busy_ms: list[float]
     reply: Reply
+    other_cores: float
+    steal_cores: float
 
 
 def health_loop(client: httpx.Client, keep_going: Callable[[int], bool]) -> list[float]:
@@ -551,7 +690,7 @@ def measure_health(base_url: str, start: Callable[[], Iterator[str | None]]) -> 
             first_token.set()
             done.set()
 
-    with httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_S) as client:
+    with OtherLoad() as other, httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_S) as client:
         health_loop(client, lambda n: n < 20)  # warm the connection
         idle = health_loop(client, lambda n: n < IDLE_HEALTH_REQUESTS)
         thread = threading.Thread(target=generate, name="bench-generation", daemon=True)
@@ -561,7 +700,7 @@ def measure_health(base_url: str, start: Callable[[], Iterator[str | None]]) -> 
         thread.join(HTTP_TIMEOUT_S)
     if "error" in outcome:
         raise RuntimeError(f"the generation during /health failed: {outcome['error']!r}")
-    return HealthResult(idle, busy, outcome["reply"])
+    return HealthResult(idle, busy, outcome["reply"], other.other_cores, other.steal_cores)
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -610,21 +749,56 @@ def print_header(setup: Setup, load_before: str) -> None:
 
 
 def print_table(a: PathResult, b: PathResult, c: PathResult) -> None:
-    print(f"{'path':34} {'TTFT ms':>9} {'tokens/s':>9} {'tokens':>7} {'load s':>7}   spread")
+    print(f"{'path':32} {'TTFT ms':>8} {'tokens/s':>9} {'tokens':>6} {'load s':>6} {'others':>6} {'steal':>5}   spread")
     for result in (a, b, c):
         pieces = statistics.median(r.pieces for r in result.replies)
         print(
-            f"{result.label:34} {result.median_ttft_ms():9.1f} {result.median_tps():9.2f} "
-            f"{pieces:7.0f} {result.load_s:7.2f}   {result.spread()}"
+            f"{result.label:32} {result.median_ttft_ms():8.1f} {result.median_tps():9.2f} {pieces:6.0f} "
+            f"{result.load_s:6.2f} {result.other_cores:6.2f} {result.steal_cores:5.2f}   {result.spread()}"
+        )
+    if c.inner_tps:
+        print(
+            f"{'    (c) as its worker measured it':32} {'':8} {statistics.median(c.inner_tps):9.2f}"
+            "   (tokens/s inside the llama.cpp worker, same formula)"
+        )
+    print(
+        "others: cores used by processes outside the bench while the path was measured (0.00 = quiet);\n"
+        "steal: cores' worth of time the VM's host did not run this machine's CPUs (the host's load)."
+    )
+    for result in (a, b, c):
+        if result.other_cores > DISTURBED_CORES:
+            print(
+                f"WARNING: other processes used {result.other_cores:.2f} cores during {result.label[:3]}: its "
+                "figures and the ratios with it are disturbed; run again on a quiet machine."
+            )
+    steals = [result.steal_cores for result in (a, b, c)]
+    if max(steals) - min(steals) > DISTURBED_CORES:
+        print(
+            f"WARNING: host steal differed between paths by {max(steals) - min(steals):.2f} cores: "
+            "the ratios carry that noise."
         )
     print()
     print(f"c/a tokens/s  {c.median_tps() / a.median_tps():.3f}")
     print(f"c/b tokens/s  {c.median_tps() / b.median_tps():.3f}")
-    print(f"TTFT c-b      {c.median_ttft_ms() - b.median_ttft_ms():+.1f} ms   (c-a {c.median_ttft_ms() - a.median_ttft_ms():+.1f} ms)")
-    texts = a.texts() | b.texts() | c.texts()
-    same = "yes" if len(texts) == 1 else f"NO ({len(texts)} different texts)"
-    print(f"same text on every path and repeat: {same}")
+    ttft_cb, ttft_ca = c.median_ttft_ms() - b.median_ttft_ms(), c.median_ttft_ms() - a.median_ttft_ms()
+    print(f"TTFT c-b      {ttft_cb:+.1f} ms   (c-a {ttft_ca:+.1f} ms)")
+    print(f"same text on every path and repeat: {text_agreement(a, b, c)}")
     print()
+
+
+def text_agreement(*results: PathResult) -> str:
+    """Whether every reply has the same text; if not, which paths (or repeats) differ, and where."""
+    texts = set().union(*(r.texts() for r in results))
+    if len(texts) == 1:
+        return "yes"
+    notes = [f"{r.label[:3]} {len(r.texts())} texts" for r in results if len(r.texts()) > 1]
+    reference = results[0].replies[0].text
+    for result in results[1:]:
+        text = result.replies[0].text
+        if text != reference:
+            at = len(os.path.commonprefix([reference, text]))
+            notes.append(f"{result.label[:3]} differs from {results[0].label[:3]} at char {at}: {text[at : at + 30]!r}")
+    return "NO (" + "; ".join(notes) + ")"
 
 
 def print_goals(a: PathResult, b: PathResult, c: PathResult) -> None:
@@ -650,8 +824,10 @@ def print_health(health: HealthResult) -> None:
             f"{percentile(values, 99):8.2f} {max(values):8.2f}"
         )
     p99 = percentile(health.busy_ms, 99)
+    print(f"  during this phase: others {health.other_cores:.2f} cores, steal {health.steal_cores:.2f} cores")
     print(f"  generation meanwhile: {health.reply.tokens_per_s:.2f} tokens/s, TTFT {health.reply.ttft_s * 1000:.0f} ms")
-    print(f"Goal p99 < {GOAL_HEALTH_P99_MS:.0f} ms while generating: {verdict(p99 < GOAL_HEALTH_P99_MS)} ({p99:.2f} ms)")
+    ok = p99 < GOAL_HEALTH_P99_MS
+    print(f"Goal p99 < {GOAL_HEALTH_P99_MS:.0f} ms while generating: {verdict(ok)} ({p99:.2f} ms)")
     if len(health.busy_ms) < 200:
         print(f"  (only {len(health.busy_ms)} requests while generating: raise --health-tokens for a steadier p99)")
 
@@ -659,23 +835,44 @@ def print_health(health: HealthResult) -> None:
 # -- main -----------------------------------------------------------------------------------
 
 
+def child_pids() -> list[int]:
+    """Ids of this process's live (not zombie) children."""
+    return [pid for pid, proc in process_table().items() if proc.ppid == os.getpid() and proc.state != "Z"]
+
+
+def stop_leftover_children() -> None:
+    """SIGTERM (then SIGKILL) any child still running: one an interrupt caught while starting."""
+    leftovers = child_pids()
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while leftovers and time.monotonic() < deadline:
+        time.sleep(0.1)
+        leftovers = [pid for pid in leftovers if pid in child_pids()]
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def progress(text: str) -> None:
     """Progress on stderr, so that stdout holds only the report."""
     print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
-def raise_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so that the clean-up below runs for it too."""
+def raise_on_signals() -> None:
+    """Ctrl-C and SIGTERM both raise KeyboardInterrupt, so that the clean-up in ``main`` runs."""
 
     def handler(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    raise_on_sigterm()
+    raise_on_signals()
     work_dir = Path(tempfile.mkdtemp(prefix="miso-bench-llm-"))
     try:
         started = time.monotonic()
@@ -698,7 +895,7 @@ def main(argv: list[str] | None = None) -> int:
         b = run_llama_cpp_server(setup, work_dir)
         progress("(c) miso runtime, then /health ...")
         c, health = run_runtime(setup, work_dir)
-        progress("done\n")
+        progress("done")
         print_header(setup, load_before)
         print_table(a, b, c)
         print_goals(a, b, c)
@@ -710,6 +907,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
+        stop_leftover_children()
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
