@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -108,20 +109,20 @@ class ChatService:
                 f"no API key for provider {ref.provider!r}: set MISO_{ref.provider.upper()}_API_KEY "
                 f"or pass options.{ref.provider}ApiKey",
             )
-        thread, created = self._conversations.ensure_thread(request.thread_id, FACE, title=message[:80])
+        existing = self._conversations.get_thread(request.thread_id) if request.thread_id else None
+        thread_id = existing.id if existing else (request.thread_id or str(uuid.uuid4()))
         if request.history:
             history = list(request.history)
-        elif created:
+        elif existing is None:
             history = []
         else:
             history = [
                 ChatTurn(stored.role, stored.content)
-                for stored in self._conversations.messages(thread.id, HISTORY_STATUSES)
+                for stored in self._conversations.messages(thread_id, HISTORY_STATUSES)
                 if stored.content
             ]
-        self._conversations.append_message(thread.id, "user", request.message)
         call = ProviderCall(ref.model, [*history, ChatTurn("user", request.message)], request.options, api_key)
-        return PreparedChat(self._conversations, self._bus, provider, ref, thread.id, call)
+        return PreparedChat(self._conversations, self._bus, provider, ref, thread_id, call, request.message)
 
 
 class PreparedChat:
@@ -135,9 +136,12 @@ class PreparedChat:
         ref: ModelRef,
         thread_id: str,
         call: ProviderCall,
+        user_message: str,
     ) -> None:
         self._conversations = conversations
         self._bus = bus
+        self._user_message = user_message
+        self._request_stored = False
         self._provider = provider
         self.model = ref
         self.thread_id = thread_id
@@ -169,6 +173,7 @@ class PreparedChat:
                             first_token_at = time.perf_counter()
                         pieces.append(item.text)
                         yield Token(item.text)
+                        self._store_request()
                     else:
                         usage = item
             except ProviderError as exc:
@@ -185,6 +190,7 @@ class PreparedChat:
             yield Done(self.thread_id, now_ms(), self._usage(usage, pieces, started, first_token_at, finished))
         finally:
             upstream.close()
+            self._store_request()
             self._store_reply("".join(pieces), status, usage, error)
             self._publish(status)
 
@@ -205,6 +211,21 @@ class PreparedChat:
             "ttft_ms": None if first is None else round((first - started) * 1000, 2),
             "tokens_per_s": round(rate, 2),
         }
+
+    def _store_request(self) -> None:
+        """Store the thread and the user's message, once.
+
+        This happens after the first token went out rather than before the upstream call, so
+        that the writes are not on the path to the first token.
+        """
+        if self._request_stored:
+            return
+        self._request_stored = True
+        try:
+            self._conversations.ensure_thread(self.thread_id, FACE, title=self._user_message.strip()[:80])
+            self._conversations.append_message(self.thread_id, "user", self._user_message)
+        except Exception:  # noqa: BLE001 - a failed write must not break the stream the user sees
+            logger.exception("could not store the request of thread %s", self.thread_id)
 
     def _store_reply(self, content: str, status: str, usage: UsageReport, error: Error | None) -> None:
         usage_record = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
