@@ -159,17 +159,18 @@ class LlmWorker:
         if self._llm is None:
             self._channel.send(GenerationFailed(command.request_id, "no_model", "no model is loaded"))
             return
+        params = command.params
         kwargs: dict[str, Any] = {"messages": command.messages, "stream": True}
-        if command.max_tokens is not None:
-            kwargs["max_tokens"] = command.max_tokens
-        if command.temperature is not None:
-            kwargs["temperature"] = command.temperature
-        if command.top_p is not None:
-            kwargs["top_p"] = command.top_p
-        if command.stop:
-            kwargs["stop"] = command.stop
-        if command.seed is not None:
-            kwargs["seed"] = command.seed
+        if params.max_tokens is not None:
+            kwargs["max_tokens"] = params.max_tokens
+        if params.temperature is not None:
+            kwargs["temperature"] = params.temperature
+        if params.top_p is not None:
+            kwargs["top_p"] = params.top_p
+        if params.stop:
+            kwargs["stop"] = params.stop
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
         started = time.perf_counter()
         first: float | None = None
         completion_tokens = 0

@@ -36,16 +36,23 @@ class UnloadModel:
 
 
 @dataclass(frozen=True)
-class Generate:
-    """One chat generation; ``messages`` are OpenAI-style ``{role, content}`` dicts."""
+class GenerationParams:
+    """Sampling options of one generation; None leaves llama.cpp's default."""
 
-    request_id: str
-    messages: list[dict[str, Any]]
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     stop: list[str] | None = None
     seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Generate:
+    """One chat generation; ``messages`` are OpenAI-style ``{role, content}`` dicts."""
+
+    request_id: str
+    messages: list[dict[str, Any]]
+    params: GenerationParams = field(default_factory=lambda: GenerationParams())
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from workers.protocol import (
     Generate,
     GenerationDone,
     GenerationFailed,
+    GenerationParams,
     LoadModel,
     LogLine,
     ModelLoaded,
@@ -56,15 +57,6 @@ class CommandSink(Protocol):
 
 #: A model to load, resolved from the catalog and the LLM settings: exactly the worker's command.
 ModelSpec = LoadModel
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: list[str] | None = None
-    seed: int | None = None
 
 
 # What a generation yields to its caller.
@@ -361,9 +353,7 @@ class LocalLLM:
                     {"Retry-After": str(constants.LLM_RETRY_AFTER_S)},
                 )
         job = _GenerationJob(id=request_id or f"gen-{uuid.uuid4().hex[:12]}")
-        job.command = Generate(
-            job.id, messages, params.max_tokens, params.temperature, params.top_p, params.stop, params.seed
-        )
+        job.command = Generate(job.id, messages, params)
         self._admit(job)
         finished = False
         try:
