@@ -170,3 +170,75 @@ DOWNLOAD_RETRYABLE_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504}
 DOWNLOAD_STOP_JOIN_S = 1.0
 #: Seconds ``shutdown`` waits, in all, for every worker thread to end.
 DOWNLOAD_SHUTDOWN_JOIN_S = 5.0
+
+# --- EEG signal processing ------------------------------------------------------------------
+
+#: EEG bands as ``(name, low_hz, high_hz)``; each band is half-open ``[low, high)`` so that a
+#: PSD bin on a shared edge (4, 8, 13, 30 Hz) is counted once, and the bands tile
+#: :data:`TOTAL_POWER_RANGE_HZ` exactly (relative powers then sum to 1).
+BANDS: tuple[tuple[str, float, float], ...] = (
+    ("delta", 0.5, 4.0),
+    ("theta", 4.0, 8.0),
+    ("alpha", 8.0, 13.0),
+    ("beta", 13.0, 30.0),
+    ("gamma", 30.0, 50.0),
+)
+#: Names of :data:`BANDS`, in order (the column order of :class:`BandPowers` arrays).
+BAND_NAMES: tuple[str, ...] = tuple(name for name, _, _ in BANDS)
+#: Half-open range, Hz, whose power is the denominator of relative band power.
+TOTAL_POWER_RANGE_HZ: tuple[float, float] = (0.5, 50.0)
+#: Welch segment length, seconds: ``nperseg = min(n_samples, round(WELCH_SEGMENT_S * fs))``.
+#: 1 s gives 1 Hz resolution (enough to separate 4/8/13 Hz edges) and, on a 2 s window with
+#: 50 % overlap, 3 averaged segments.
+WELCH_SEGMENT_S = 1.0
+#: Welch taper; Hann with 50 % overlap (scipy's default ``noverlap = nperseg // 2``).
+WELCH_WINDOW = "hann"
+#: Left/right frontal electrode pairs for frontal alpha asymmetry (10-20 / 10-10 names),
+#: matched case-insensitively; every pair present in the montage is averaged.
+FRONTAL_PAIRS: tuple[tuple[str, str], ...] = (
+    ("F3", "F4"),
+    ("AF7", "AF8"),
+    ("Fp1", "Fp2"),
+    ("F7", "F8"),
+)
+
+#: Butterworth band-pass order (per edge it rolls off at ~order * 6 dB/octave).
+DEFAULT_FILTER_ORDER = 4
+#: Notch quality factor: -3 dB width = notch_hz / Q (1.7 Hz at 50 Hz), narrow enough to
+#: leave gamma around it intact.
+NOTCH_QUALITY = 30.0
+#: Mains frequencies a notch may be set to, Hz.
+ALLOWED_NOTCH_HZ: tuple[float, ...] = (50.0, 60.0)
+
+#: Sliding band-power window and hop, seconds.
+SLIDING_WINDOW_S = 2.0
+SLIDING_HOP_S = 0.25
+
+#: Standard deviation, µV, under which a channel is "flat" (disconnected or shorted: real
+#: EEG through an electrode is never below ~1 µV std over a second).
+QUALITY_FLAT_STD_UV = 0.5
+#: |amplitude|, µV, at or above which a sample is at the ADC rail. 187 500 µV is the
+#: full scale of an ADS1299 (OpenBCI Cyton) at gain 24 (4.5 V / 24); lower-range boards
+#: rail earlier, and their plateau is caught by :data:`QUALITY_CLIP_TOLERANCE_UV`.
+QUALITY_RAIL_UV = 187_500.0
+#: Share of a window's samples at the rail, or stuck at the window's own max/min, above
+#: which the channel is "railed" (a clipped amplifier plateaus at its extreme).
+QUALITY_RAILED_FRACTION = 0.10
+#: A sample within this many µV of the window's max or min counts as "at the extreme".
+QUALITY_CLIP_TOLERANCE_UV = 1e-6
+#: RMS, µV, of the (mean-removed, ideally band-passed) window above which a channel is
+#: "noisy": scalp EEG is 10-100 µV; more is movement, EMG or a loose electrode.
+QUALITY_NOISY_RMS_UV = 200.0
+#: Mains line band for the line-noise test: line_hz ± this, Hz.
+QUALITY_LINE_HALF_WIDTH_HZ = 2.0
+#: Line-band power / EEG-band power above which a channel is "noisy" (mains stronger than
+#: all of 1-40 Hz EEG means a poor electrode contact).
+QUALITY_LINE_RATIO = 1.0
+#: Reference EEG band for the line ratio, Hz.
+QUALITY_EEG_RANGE_HZ: tuple[float, float] = (1.0, 40.0)
+
+#: Default epoch length, seconds.
+EPOCH_DEFAULT_S = 5.0
+#: Largest overlap as a fraction of the epoch (0.9 * 5 s = 4.5 s): at least 10 % new data
+#: per epoch, so an hour never yields more than ~7 200 epochs.
+EPOCH_MAX_OVERLAP_FRACTION = 0.9
