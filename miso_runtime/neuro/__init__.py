@@ -3,11 +3,13 @@ epochs. Pure functions and small classes over ``(n_channels, n_samples)`` float6
 µV; no I/O. All tunable constants: the table at the top of :mod:`.bands`.
 """
 
-from miso_runtime.neuro.bands import (
+from miso_runtime.constants import (
     BAND_NAMES,
     BANDS,
     FRONTAL_PAIRS,
     TOTAL_POWER_RANGE_HZ,
+)
+from miso_runtime.neuro.bands import (
     BandPowers,
     DerivedScores,
     SlidingBandPowers,

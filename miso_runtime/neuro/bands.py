@@ -1,9 +1,8 @@
 """EEG band powers: the band table, Welch band powers, derived scores and a sliding window.
 
 Every tunable constant of :mod:`miso_runtime.neuro` (filters, quality and epochs too) is
-defined in :mod:`miso_runtime.constants` and summarised in the table below; they are imported
-here and re-exported for the other neuro modules. Arrays are ``(n_channels, n_samples)``
-float64 in µV.
+defined in :mod:`miso_runtime.constants` and summarised in the table below. Arrays are
+``(n_channels, n_samples)`` float64 in µV.
 
 Why Welch: a single FFT of a 2 s window has a high variance per bin; averaging a few
 half-overlapping Hann-windowed segments trades frequency resolution (1 Hz is plenty for
@@ -20,23 +19,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from scipy import signal
 
-from ..constants import (  # noqa: F401 - re-exported for the other neuro modules
-    ALLOWED_NOTCH_HZ,
+from ..constants import (
     BAND_NAMES,
     BANDS,
-    DEFAULT_FILTER_ORDER,
-    EPOCH_DEFAULT_S,
-    EPOCH_MAX_OVERLAP_FRACTION,
     FRONTAL_PAIRS,
-    NOTCH_QUALITY,
-    QUALITY_CLIP_TOLERANCE_UV,
-    QUALITY_EEG_RANGE_HZ,
-    QUALITY_FLAT_STD_UV,
-    QUALITY_LINE_HALF_WIDTH_HZ,
-    QUALITY_LINE_RATIO,
-    QUALITY_NOISY_RMS_UV,
-    QUALITY_RAIL_UV,
-    QUALITY_RAILED_FRACTION,
     SLIDING_HOP_S,
     SLIDING_WINDOW_S,
     TOTAL_POWER_RANGE_HZ,

@@ -16,10 +16,12 @@ from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from miso_runtime.neuro.bands import (
+from miso_runtime.constants import (
     BAND_NAMES,
     EPOCH_DEFAULT_S,
     EPOCH_MAX_OVERLAP_FRACTION,
+)
+from miso_runtime.neuro.bands import (
     SCORE_NAMES,
     BandPowers,
     _check_rate,

@@ -17,7 +17,7 @@ from typing import Literal, Optional, Tuple
 import numpy as np
 from scipy import signal
 
-from miso_runtime.neuro.bands import (
+from miso_runtime.constants import (
     ALLOWED_NOTCH_HZ,
     DEFAULT_FILTER_ORDER,
     NOTCH_QUALITY,

@@ -16,7 +16,7 @@ from typing import List, Optional
 import numpy as np
 from scipy import signal
 
-from miso_runtime.neuro.bands import (
+from miso_runtime.constants import (
     QUALITY_CLIP_TOLERANCE_UV,
     QUALITY_EEG_RANGE_HZ,
     QUALITY_FLAT_STD_UV,
@@ -25,6 +25,8 @@ from miso_runtime.neuro.bands import (
     QUALITY_NOISY_RMS_UV,
     QUALITY_RAIL_UV,
     QUALITY_RAILED_FRACTION,
+)
+from miso_runtime.neuro.bands import (
     _as_2d,
     _check_rate,
     welch_nperseg,
