@@ -70,13 +70,8 @@ class Text:
     text: str
 
 
-@dataclass(frozen=True)
-class Finished:
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_ms: float | None
-    tokens_per_s: float
+#: The end of a generation, as the worker reported it (finish reason, token counts, speed).
+Finished = GenerationDone
 
 
 class GenerationError(Exception):
@@ -227,11 +222,7 @@ class LocalLLM:
                 current.events.put(Text(event.text))
         elif isinstance(event, GenerationDone):
             self._last_tokens_per_s = round(event.tokens_per_s, 2)
-            self._complete_current(
-                Finished(
-                    event.finish_reason, event.prompt_tokens, event.completion_tokens, event.ttft_ms, event.tokens_per_s
-                )
-            )
+            self._complete_current(event)
         elif isinstance(event, GenerationFailed):
             status = _STATUS_BY_CODE.get(event.code, 500)
             self._complete_current(GenerationError(status, event.code, event.message))
