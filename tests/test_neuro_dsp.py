@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy import signal
 
+from miso_runtime.constants import BANDS, SLIDING_BATCH_MAX_WINDOWS, TOTAL_POWER_RANGE_HZ
 from miso_runtime.neuro import (
     BAND_NAMES,
     BandPowers,
@@ -18,6 +20,7 @@ from miso_runtime.neuro import (
     band_powers,
     derived_scores,
 )
+from miso_runtime.neuro.bands import SCORE_NAMES, derived_scores_array
 
 FS = 256.0
 N_CH = 4
@@ -59,6 +62,51 @@ def test_sine_lands_in_its_band(freq, band):
     np.testing.assert_allclose(bp.relative.sum(axis=1), 1.0, atol=1e-12)
 
 
+def scipy_band_powers(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reference: absolute band powers and total straight from ``scipy.signal.welch``."""
+    nperseg = int(max(1, min(x.shape[1], round(fs))))
+    freqs, psd = signal.welch(x, fs=fs, window="hann", nperseg=nperseg, detrend="constant", scaling="density")
+    df = fs / nperseg
+    absolute = np.stack([psd[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) * df for _, lo, hi in BANDS], axis=1)
+    lo, hi = TOTAL_POWER_RANGE_HZ
+    return absolute, psd[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) * df
+
+
+def assert_matches_scipy(bp: BandPowers, x: np.ndarray, fs: float, rtol: float = 1e-9) -> None:
+    absolute, total = scipy_band_powers(x, fs)
+    np.testing.assert_allclose(bp.absolute, absolute, rtol=rtol, atol=0)
+    np.testing.assert_allclose(bp.total, total, rtol=rtol, atol=0)
+    np.testing.assert_allclose(bp.relative, absolute / total[:, None], rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize(
+    "fs, n",
+    [
+        (256.0, 512),  # the live window: 3 segments of 256
+        (250.0, 500),  # fs / nperseg not exact in binary: edges must fall in scipy's bins
+        (256.0, 700),  # window not a multiple of the segment step (trailing samples unused)
+        (200.0, 777),
+        (256.0, 200),  # shorter than 1 s: one segment of the whole window
+        (255.0, 511),  # odd nperseg: no Nyquist bin
+        (1000.0, 2000),
+        (125.0, 250),  # Nyquist below the gamma edge
+        (64.0, 128),  # Nyquist bin (32 Hz, not doubled) inside the gamma band
+    ],
+)
+def test_band_powers_equal_scipy_welch(fs, n):
+    rng = np.random.default_rng(int(fs) + n)
+    t = np.arange(n) / fs
+    x = rng.normal(0.0, 10.0, (N_CH, n)) + 20.0 * np.sin(2 * np.pi * 10.0 * t) + 5000.0  # with a DC offset
+    assert_matches_scipy(band_powers(x, fs), x, fs)
+
+
+def test_band_powers_accept_non_contiguous_input():
+    x = noise(6.0, 10.0, n_ch=8, seed=11)
+    view = x[::2, 100:612]  # strided rows and an offset start
+    assert not view.flags.c_contiguous
+    assert_matches_scipy(band_powers(view, FS), np.ascontiguousarray(view), FS)
+
+
 def test_absolute_power_matches_sine_power():
     # A sine of amplitude A has power A²/2; Hann leakage stays inside the band for 10 Hz.
     bp = band_powers(sine(10.0, 2.0, amp_uv=20.0), FS)
@@ -98,6 +146,34 @@ def test_derived_scores_formulas_and_asymmetry_sign():
     assert derived_scores(bp, ["C3", "C4", "Cz"]).frontal_alpha_asymmetry is None
     with pytest.raises(ValueError, match="channel_names"):
         derived_scores(bp, ["F3"])
+
+
+def test_derived_scores_array_equals_per_window_scores():
+    rng = np.random.default_rng(12)
+    names = ["F3", "F4", "O1", "Fp1", "Fp2"]
+    stack = rng.uniform(0.1, 50.0, (30, len(names), len(BAND_NAMES)))
+    stack[3] = 0.0  # a flat window: every score undefined
+    stack[4, 0, :] = 0.0  # one flat channel (F3): left out of ratios and of the F3/F4 pair
+    stack[5, :, BAND_NAMES.index("alpha")] = 0.0  # no alpha anywhere: no asymmetry
+    arr = derived_scores_array(stack, names)
+    assert arr.shape == (30, len(SCORE_NAMES))
+    for w in range(stack.shape[0]):
+        with np.errstate(invalid="ignore"):
+            rel = stack[w] / stack[w].sum(axis=1, keepdims=True)
+        one = derived_scores(BandPowers(stack[w], rel, stack[w].sum(axis=1)), names).to_dict()
+        for j, name in enumerate(SCORE_NAMES):
+            if one[name] is None:
+                assert np.isnan(arr[w, j]), (w, name)
+            else:
+                assert arr[w, j] == pytest.approx(one[name], rel=1e-12), (w, name)
+    assert all(
+        v is None for v in derived_scores(BandPowers(stack[3], stack[3], stack[3][:, 0]), names).to_dict().values()
+    )
+    # Spelled out for one window, as the formulas in derived_scores' docstring read.
+    a, b = (stack[0][:, BAND_NAMES.index(k)] for k in ("alpha", "beta"))
+    assert arr[0, 0] == pytest.approx(np.mean(a / (a + b)), rel=1e-12)
+    assert arr[0, 4] == pytest.approx(np.mean([math.log(a[1] / a[0]), math.log(a[4] / a[3])]), rel=1e-12)
+    np.testing.assert_array_equal(derived_scores_array(stack[0], names), arr[0])
 
 
 def test_derived_scores_skip_flat_channels():
@@ -201,6 +277,67 @@ def test_sliding_band_powers_equal_offline_welch():
     assert [b.window_end_sample for b in s.feed(x)] == expected_ends
 
 
+def feed_in_chunks(s: SlidingBandPowers, x: np.ndarray, sizes) -> list[BandPowers]:
+    out, i, k = [], 0, 0
+    while i < x.shape[1]:
+        n = sizes[k % len(sizes)]
+        out.extend(s.feed(x[:, i : i + n]))
+        i += n
+        k += 1
+    return out
+
+
+@pytest.mark.parametrize(
+    "window_s, hop_s",
+    [
+        (2.0, 0.25),  # live settings: segments shared by three windows
+        (2.0, 0.3),  # hop does not divide the segment step: segments shared irregularly
+        (0.5, 0.1),  # window under 1 s: one segment per window
+        (1.0, 1.5),  # hop longer than the window: gaps between windows
+        (3.0, 1 / 256),  # one-sample hop
+    ],
+)
+def test_sliding_equals_scipy_welch_whatever_the_chunking(window_s, hop_s):
+    seconds = 9.0
+    x = sine(10.0, seconds) + noise(seconds, 5.0, seed=7) + 300.0
+    win, hop = int(round(window_s * FS)), int(round(hop_s * FS))
+    expected_ends = list(range(win, x.shape[1] + 1, hop))
+    runs = {
+        "one chunk": SlidingBandPowers(FS, N_CH, window_s, hop_s).feed(x),
+        "odd sizes": feed_in_chunks(SlidingBandPowers(FS, N_CH, window_s, hop_s), x, [1, 0, 7, 256, 3, 1000, 13]),
+        "1 s": feed_in_chunks(SlidingBandPowers(FS, N_CH, window_s, hop_s), x, [256]),
+    }
+    reference = runs["one chunk"]
+    assert [bp.window_end_sample for bp in reference] == expected_ends
+    for bp in reference[:: max(1, len(reference) // 40)]:
+        end = bp.window_end_sample
+        assert_matches_scipy(bp, x[:, end - win : end], FS)
+    for name, got in runs.items():
+        assert [bp.window_end_sample for bp in got] == expected_ends, name
+        for a, b in zip(got, reference, strict=True):
+            np.testing.assert_allclose(a.absolute, b.absolute, rtol=1e-12, atol=0, err_msg=name)
+            np.testing.assert_allclose(a.total, b.total, rtol=1e-12, atol=0, err_msg=name)
+
+
+def test_sliding_batches_beyond_the_batch_limit_and_resets():
+    # One chunk completing more windows than one batch holds, then a reset mid-stream.
+    n_windows = SLIDING_BATCH_MAX_WINDOWS + 37
+    x = noise(2.0 + n_windows * 0.25, 8.0, n_ch=3, seed=9)
+    s = SlidingBandPowers(FS, 3)
+    whole = s.feed(x)
+    assert len(whole) == n_windows + 1
+    for bp in whole[SLIDING_BATCH_MAX_WINDOWS - 2 : SLIDING_BATCH_MAX_WINDOWS + 2]:
+        end = bp.window_end_sample
+        assert_matches_scipy(bp, x[:, end - 512 : end], FS)
+    s.reset()
+    assert s.samples_seen == 0
+    assert s.feed(x[:, :511]) == []
+    again = s.feed(x[:, 511:2000])
+    assert [bp.window_end_sample for bp in again] == [bp.window_end_sample for bp in whole[: len(again)]]
+    for a, b in zip(again, whole, strict=False):
+        np.testing.assert_allclose(a.absolute, b.absolute, rtol=1e-12, atol=0)
+
+
 def test_sliding_rejects_bad_parameters():
     with pytest.raises(ValueError, match="hop_s"):
         SlidingBandPowers(FS, 2, hop_s=0)
@@ -290,6 +427,30 @@ def test_epoch_metrics_are_means_of_window_powers():
     # First epoch: windows end at samples 512..1280 -> 13 windows.
     assert epochs[0].metrics.n_windows == 13
     assert isinstance(m.to_dict()["absolute"]["alpha"], list)
+
+
+def test_epoch_scores_are_means_of_per_window_scores():
+    names = ["F3", "F4", "O1", "O2"]
+    seconds = 16.0
+    x = sine(10.0, seconds) * np.array([[1.0], [2.0], [0.5], [1.0]]) + noise(seconds, 3.0)
+    x[3] = 0.0  # a flat channel
+    sliding = SlidingBandPowers(FS, N_CH)
+    ep = Epocher(FS, 5.0, 2.5, channel_names=names)
+    windows, epochs = [], []
+    for i in range(0, x.shape[1], 256):
+        part = x[:, i : i + 256]
+        new = sliding.feed(part)
+        windows.extend(new)
+        epochs.extend(ep.feed(part, 1000.0 + i / FS, new))
+    assert len(epochs) == 5
+    for e in epochs:
+        members = [bp for bp in windows if e.first_sample < bp.window_end_sample <= e.first_sample + e.n_samples]
+        assert e.metrics is not None and e.metrics.n_windows == len(members)
+        np.testing.assert_allclose(e.metrics.absolute, np.mean([bp.absolute for bp in members], axis=0), rtol=1e-12)
+        per_window = [derived_scores(bp, names).to_dict() for bp in members]
+        for name in SCORE_NAMES:
+            vals = [s[name] for s in per_window if s[name] is not None]
+            assert e.metrics.scores[name] == pytest.approx(float(np.mean(vals)), rel=1e-12)
 
 
 def test_epocher_honours_timestamp_gaps_and_windows_without_index():

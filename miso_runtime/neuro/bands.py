@@ -7,22 +7,37 @@ defined in :mod:`miso_runtime.constants` and summarised in the table below. Arra
 Why Welch: a single FFT of a 2 s window has a high variance per bin; averaging a few
 half-overlapping Hann-windowed segments trades frequency resolution (1 Hz is plenty for
 bands 4 Hz or wider) for a much steadier estimate, which is what a feedback display needs.
+
+Why our own Welch instead of :func:`scipy.signal.welch`: the live pipeline computes a 2 s
+window every 0.25 s on every channel, and scipy's per-call set-up (window design, argument
+checks, a generic short-time FFT, moving axes) cost several times the FFTs themselves. The
+same estimate is computed here from a plan cached per ``(n_samples, fs)`` (taper, segment
+offsets, and one matrix holding band membership, density scale, one-sided doubling and bin
+width), all segments of all windows in one FFT call, and band sums as one matrix product.
+Band power is linear in the PSD, so the band sums of each segment are averaged instead of
+the PSDs; :class:`SlidingBandPowers` keeps each segment's sums, so a segment shared by
+overlapping windows (with 0.25 s hop and 0.5 s segment step, every segment serves three
+windows) is transformed once. The values equal scipy's to rounding (tested to 1e-9
+relative against :func:`scipy.signal.welch` itself).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 from scipy import signal
 
 from ..constants import (
     BAND_NAMES,
     BANDS,
     FRONTAL_PAIRS,
+    SLIDING_BATCH_MAX_WINDOWS,
     SLIDING_HOP_S,
     SLIDING_WINDOW_S,
     TOTAL_POWER_RANGE_HZ,
@@ -49,6 +64,7 @@ log = logging.getLogger(__name__)
 # NOTCH_QUALITY                           30.0                    notch Q (-3 dB width f0/Q Hz)
 # ALLOWED_NOTCH_HZ                        (50.0, 60.0) Hz         mains frequencies
 # SLIDING_WINDOW_S / SLIDING_HOP_S        2.0 s / 0.25 s          sliding band powers
+# SLIDING_BATCH_MAX_WINDOWS               256                     windows per vectorised batch
 # QUALITY_FLAT_STD_UV                     0.5 µV                  std below -> "flat"
 # QUALITY_RAIL_UV                         187 500 µV              |x| at/above -> at the rail
 # QUALITY_RAILED_FRACTION                 0.10                    share of railed/clipped samples
@@ -130,6 +146,125 @@ def welch_nperseg(n_samples: int, sample_rate_hz: float) -> int:
     return int(max(1, min(n_samples, round(WELCH_SEGMENT_S * sample_rate_hz))))
 
 
+@dataclass(frozen=True)
+class _WelchPlan:
+    """Everything about a Welch band-power estimate that depends only on ``(n_samples, fs)``.
+
+    Why: building these per window (as :func:`scipy.signal.welch` does on every call) costs
+    more than the FFTs themselves at 2 s windows; built once and cached they are free.
+
+    Attributes
+    ----------
+    nperseg : int
+        Segment length, samples (:func:`welch_nperseg`).
+    offsets : ndarray of int64, shape (n_segments,)
+        Start of each segment within the window, samples (step ``nperseg - nperseg // 2``,
+        i.e. scipy's default 50 % overlap, no padding: scipy's segment count).
+    taper : ndarray, shape (nperseg,)
+        :data:`WELCH_WINDOW` as :func:`scipy.signal.get_window` makes it for Welch.
+    bin_lo, bin_hi : int
+        The FFT bins ``[bin_lo, bin_hi)`` that any band or the total range uses.
+    weights : ndarray, shape (bin_hi - bin_lo, n_bands + 1)
+        ``|X_k|²`` of one segment times this gives its band powers in µV² (last column:
+        the total over :data:`TOTAL_POWER_RANGE_HZ`): 0/1 band membership (half-open
+        ``[lo, hi)`` on scipy's own frequency grid) × density scale ``1 / (fs Σw²)`` ×
+        one-sided doubling × bin width ``fs / nperseg`` Hz.
+    """
+
+    nperseg: int
+    offsets: np.ndarray
+    taper: np.ndarray
+    bin_lo: int
+    bin_hi: int
+    weights: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def _welch_plan(n_samples: int, sample_rate_hz: float) -> _WelchPlan:
+    """Build (once per ``(n_samples, fs)``) the plan that reproduces ``scipy.signal.welch``.
+
+    The frequency grid is taken from scipy itself (one call on zeros) so that band edges
+    such as 4.0 Hz fall into exactly the bins scipy puts them in, whatever the rounding of
+    ``fs / nperseg``.
+    """
+    nperseg = welch_nperseg(n_samples, sample_rate_hz)
+    step = nperseg - nperseg // 2
+    n_segments = (n_samples - nperseg // 2) // step
+    offsets = np.arange(n_segments, dtype=np.int64) * step
+    taper = np.asarray(signal.get_window(WELCH_WINDOW, nperseg), dtype=np.float64)
+    freqs, _ = signal.welch(
+        np.zeros(n_samples), fs=sample_rate_hz, window=WELCH_WINDOW, nperseg=nperseg, detrend="constant"
+    )
+    n_bins = freqs.shape[0]
+    onesided = np.ones(n_bins)
+    onesided[1 : n_bins - 1 if nperseg % 2 == 0 else n_bins] = 2.0
+    ranges = [(lo, hi) for _, lo, hi in BANDS] + [TOTAL_POWER_RANGE_HZ]
+    member = np.stack([(freqs >= lo) & (freqs < hi) for lo, hi in ranges], axis=1).astype(np.float64)
+    scale = 1.0 / (sample_rate_hz * float(np.sum(taper * taper)))
+    df = sample_rate_hz / nperseg
+    weights = member * (onesided * scale * df)[:, np.newaxis]
+    used = np.flatnonzero(member.any(axis=1))
+    bin_lo, bin_hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
+    for arr in (offsets, taper, weights):
+        arr.flags.writeable = False
+    log.debug(
+        "Welch plan n=%d fs=%s: nperseg=%d, %d segments, bins [%d, %d)",
+        n_samples,
+        sample_rate_hz,
+        nperseg,
+        n_segments,
+        bin_lo,
+        bin_hi,
+    )
+    return _WelchPlan(nperseg, offsets, taper, bin_lo, bin_hi, np.ascontiguousarray(weights[bin_lo:bin_hi]))
+
+
+def _segment_band_sums(data: np.ndarray, starts: np.ndarray, plan: _WelchPlan) -> np.ndarray:
+    """Band powers of single Welch segments: ``(n_segments, n_channels, n_bands + 1)`` µV².
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_channels, n_samples)
+        Samples in µV.
+    starts : ndarray of int, shape (n_segments,)
+        Column of ``data`` where each segment starts (each must fit: ``start + nperseg <=
+        n_samples``).
+    plan : _WelchPlan
+
+    Notes
+    -----
+    Per segment, exactly scipy's steps: subtract the segment mean (``detrend="constant"``),
+    taper, real FFT, ``|X|²``; then ``@ plan.weights`` scales and sums the bins per band.
+    All segments of all channels go through one FFT and one matrix product.
+    """
+    # Read-only view of every segment position, (n_positions, n_channels, nperseg), then a
+    # copy of the wanted ones (as_strided: sliding_window_view's checks cost more than this
+    # function's arithmetic on a 1 s chunk).
+    ch_stride, t_stride = data.strides
+    positions = as_strided(
+        data,
+        shape=(data.shape[1] - plan.nperseg + 1, data.shape[0], plan.nperseg),
+        strides=(t_stride, ch_stride, t_stride),
+        writeable=False,
+    )
+    segments = positions[starts]
+    segments -= segments.mean(axis=-1, keepdims=True)
+    segments *= plan.taper
+    spectrum = np.fft.rfft(segments, axis=-1)[..., plan.bin_lo : plan.bin_hi]
+    power = spectrum.real * spectrum.real + spectrum.imag * spectrum.imag
+    n_seg, n_ch, n_bins = power.shape
+    return (power.reshape(n_seg * n_ch, n_bins) @ plan.weights).reshape(n_seg, n_ch, -1)
+
+
+def _split_sums(sums: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(..., n_channels, n_bands + 1)`` band sums -> contiguous absolute, relative, total."""
+    absolute = np.ascontiguousarray(sums[..., :-1])
+    total = np.ascontiguousarray(sums[..., -1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(total[..., np.newaxis] > 0, absolute / total[..., np.newaxis], np.nan)
+    return absolute, relative, total
+
+
 def band_powers(window: np.ndarray, sample_rate_hz: float) -> BandPowers:
     """Absolute and relative band powers of every channel of one window (Welch PSD).
 
@@ -152,33 +287,17 @@ def band_powers(window: np.ndarray, sample_rate_hz: float) -> BandPowers:
     -----
     ``nperseg`` is :func:`welch_nperseg` (1 s, 1 Hz resolution), Hann taper, 50 % overlap,
     constant detrend (removes the DC offset BrainFlow boards carry). A window must be at
-    least 2 samples long.
+    least 2 samples long. Equal to the same sums over :func:`scipy.signal.welch` with those
+    arguments, to rounding; computed with a cached plan (see the module docstring for why).
     """
     rate = _check_rate(sample_rate_hz)
     data = _as_2d(window)
     n_samples = data.shape[1]
     if n_samples < 2:
         raise ValueError(f"window must hold at least 2 samples, got {n_samples}")
-    nperseg = welch_nperseg(n_samples, rate)
-    freqs, psd = signal.welch(
-        data,
-        fs=rate,
-        window=WELCH_WINDOW,
-        nperseg=nperseg,
-        detrend="constant",
-        scaling="density",
-        axis=-1,
-    )
-    df = rate / nperseg
-    absolute = np.empty((data.shape[0], len(BANDS)), dtype=np.float64)
-    for i, (_, lo, hi) in enumerate(BANDS):
-        mask = (freqs >= lo) & (freqs < hi)
-        absolute[:, i] = psd[:, mask].sum(axis=1) * df
-    lo, hi = TOTAL_POWER_RANGE_HZ
-    total_mask = (freqs >= lo) & (freqs < hi)
-    total = psd[:, total_mask].sum(axis=1) * df
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(total[:, None] > 0, absolute / total[:, None], np.nan)
+    plan = _welch_plan(n_samples, rate)
+    sums = _segment_band_sums(data, plan.offsets, plan).mean(axis=0)
+    absolute, relative, total = _split_sums(sums)
     return BandPowers(absolute=absolute, relative=relative, total=total)
 
 
@@ -220,11 +339,17 @@ SCORE_NAMES: Tuple[str, ...] = (
 )
 
 
-def _mean_ratio(num: np.ndarray, den: np.ndarray) -> Optional[float]:
+def _mean_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Mean over the last axis (channels) of ``num / den`` where both are finite and ``den > 0``.
+
+    ``num``, ``den``: ``(n_windows, n_channels)``. Returns ``(n_windows,)``, NaN where no
+    channel qualifies (a flat channel has zero power and is left out, not averaged as 0).
+    """
     ok = np.isfinite(num) & np.isfinite(den) & (den > 0)
-    if not ok.any():
-        return None
-    return float(np.mean(num[ok] / den[ok]))
+    count = ok.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+        return np.where(count > 0, ratio.sum(axis=-1) / count, np.nan)
 
 
 def find_frontal_pairs(channel_names: Sequence[str]) -> List[Tuple[int, int]]:
@@ -236,6 +361,59 @@ def find_frontal_pairs(channel_names: Sequence[str]) -> List[Tuple[int, int]]:
         if li is not None and ri is not None:
             pairs.append((li, ri))
     return pairs
+
+
+def derived_scores_array(
+    absolute: np.ndarray,
+    channel_names: Sequence[str],
+    band_names: Sequence[str] = BAND_NAMES,
+) -> np.ndarray:
+    """:func:`derived_scores` of many windows at once, as an array (NaN where undefined).
+
+    Why: an :class:`~miso_runtime.neuro.epochs.Epocher` averages the scores of the ~20
+    windows of an epoch; one vectorised call costs what one window did one by one.
+
+    Parameters
+    ----------
+    absolute : ndarray, shape (n_windows, n_channels, n_bands) or (n_channels, n_bands)
+        Absolute band powers, µV², columns in ``band_names`` order.
+    channel_names : sequence of str
+        Electrode names, one per channel.
+    band_names : sequence of str
+        Column names of ``absolute`` (must include alpha, beta, theta).
+
+    Returns
+    -------
+    ndarray, shape (n_windows, len(SCORE_NAMES)) or (len(SCORE_NAMES),)
+        Columns in :data:`SCORE_NAMES` order; NaN where :func:`derived_scores` gives None.
+    """
+    arr = np.asarray(absolute, dtype=np.float64)
+    single = arr.ndim == 2
+    if single:
+        arr = arr[np.newaxis]
+    if arr.ndim != 3:
+        raise ValueError(f"absolute must be (n_windows, n_channels, n_bands), got shape {arr.shape}")
+    if len(channel_names) != arr.shape[1]:
+        raise ValueError(f"channel_names has {len(channel_names)} names for {arr.shape[1]} channels")
+    names = list(band_names)
+    alpha, beta, theta = (arr[:, :, names.index(b)] for b in ("alpha", "beta", "theta"))
+    out = np.empty((arr.shape[0], len(SCORE_NAMES)), dtype=np.float64)
+    out[:, 0] = _mean_ratio(alpha, alpha + beta)
+    out[:, 1] = _mean_ratio(beta, alpha + theta)
+    out[:, 2] = _mean_ratio(alpha, theta)
+    out[:, 3] = _mean_ratio(theta, beta)
+    pairs = find_frontal_pairs(channel_names)
+    if pairs:
+        left = alpha[:, [li for li, _ in pairs]]
+        right = alpha[:, [ri for _, ri in pairs]]
+        ok = (left > 0) & (right > 0) & np.isfinite(left) & np.isfinite(right)
+        count = ok.sum(axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            diff = np.where(ok, np.log(np.where(ok, right, 1.0)) - np.log(np.where(ok, left, 1.0)), 0.0)
+            out[:, 4] = np.where(count > 0, diff.sum(axis=-1) / count, np.nan)
+    else:
+        out[:, 4] = np.nan
+    return out[0] if single else out
 
 
 def derived_scores(powers: BandPowers, channel_names: Sequence[str]) -> DerivedScores:
@@ -264,23 +442,12 @@ def derived_scores(powers: BandPowers, channel_names: Sequence[str]) -> DerivedS
           activity). None when the montage has no pair.
 
         Channels whose denominator is zero (flat) are left out of the average; a score
-        no channel defines is None.
+        no channel defines is None. Computed by :func:`derived_scores_array`.
     """
     if len(channel_names) != powers.absolute.shape[0]:
         raise ValueError(f"channel_names has {len(channel_names)} names for {powers.absolute.shape[0]} channels")
-    alpha, beta, theta = powers.band("alpha"), powers.band("beta"), powers.band("theta")
-    asym_values = []
-    for li, ri in find_frontal_pairs(channel_names):
-        a_left, a_right = alpha[li], alpha[ri]
-        if a_left > 0 and a_right > 0 and np.isfinite(a_left) and np.isfinite(a_right):
-            asym_values.append(math.log(a_right) - math.log(a_left))
-    return DerivedScores(
-        relaxation=_mean_ratio(alpha, alpha + beta),
-        engagement=_mean_ratio(beta, alpha + theta),
-        alpha_theta=_mean_ratio(alpha, theta),
-        theta_beta=_mean_ratio(theta, beta),
-        frontal_alpha_asymmetry=float(np.mean(asym_values)) if asym_values else None,
-    )
+    values = derived_scores_array(powers.absolute, channel_names, powers.band_names)
+    return DerivedScores(*(None if math.isnan(v) else float(v) for v in values))
 
 
 # =============================================================================================
@@ -291,10 +458,17 @@ def derived_scores(powers: BandPowers, channel_names: Sequence[str]) -> DerivedS
 class SlidingBandPowers:
     """Band powers over a sliding window, fed with chunks of any size.
 
-    A ring buffer holds the last ``window_s`` seconds; once it is full, one
-    :class:`BandPowers` is produced every ``hop_s`` seconds of input, computed by
-    :func:`band_powers` on exactly the samples an offline slice would hold, so the result
-    does not depend on how the stream was chunked.
+    Once ``window_s`` seconds have been fed, one :class:`BandPowers` is produced every
+    ``hop_s`` seconds of input, equal (to rounding) to :func:`band_powers` on exactly the
+    samples an offline slice would hold, so the result does not depend on how the stream
+    was chunked.
+
+    Why it is fast: the Welch segments of consecutive windows overlap (2 s windows, 1 s
+    segments every 0.5 s, 0.25 s hop: each segment serves three windows), so the band
+    sums of every segment are kept until no future window needs them, and a window is the
+    mean of its segments' sums. All windows a chunk completes are computed in one
+    vectorised batch (at most :data:`SLIDING_BATCH_MAX_WINDOWS` at a time, to bound memory
+    when a whole recording is fed at once).
 
     Parameters
     ----------
@@ -329,19 +503,21 @@ class SlidingBandPowers:
             raise ValueError(f"window_s is under 2 samples at {self.sample_rate_hz} Hz")
         if self.hop_samples < 1:
             raise ValueError(f"hop_s is under 1 sample at {self.sample_rate_hz} Hz")
-        self._buf = np.zeros((self.n_channels, self.window_samples), dtype=np.float64)
+        self._plan = _welch_plan(self.window_samples, self.sample_rate_hz)
+        self._n_sums = len(BANDS) + 1
         self.reset()
 
     def reset(self) -> None:
         """Forget all buffered samples (e.g. after a gap or a board restart)."""
-        self._buf[:] = 0.0
-        self._pos = 0  # next write column in the ring
+        # The last (up to) window_samples samples fed; its first column is stream sample
+        # samples_seen - _tail.shape[1].
+        self._tail = np.zeros((self.n_channels, 0), dtype=np.float64)
         self.samples_seen = 0
         self._next_emit = self.window_samples
-
-    def _window(self) -> np.ndarray:
-        # Oldest sample is at self._pos once the ring has wrapped.
-        return np.concatenate((self._buf[:, self._pos :], self._buf[:, : self._pos]), axis=1)
+        # Band sums of Welch segments still needed, by stream sample of the segment start
+        # (sorted ascending): (n, n_channels, n_bands + 1) µV².
+        self._seg_starts = np.zeros(0, dtype=np.int64)
+        self._seg_sums = np.zeros((0, self.n_channels, self._n_sums), dtype=np.float64)
 
     def feed(self, chunk: np.ndarray) -> List[BandPowers]:
         """Add a chunk (µV, shape ``(n_channels, n)``, any n >= 0); return new windows.
@@ -350,26 +526,55 @@ class SlidingBandPowers:
         -------
         list of BandPowers
             One per hop boundary crossed by this chunk, oldest first, each with
-            ``window_end_sample`` set.
+            ``window_end_sample`` set (samples fed up to the window's last sample).
         """
         data = _as_2d(chunk, "chunk")
         if data.shape[0] != self.n_channels:
             raise ValueError(f"chunk has {data.shape[0]} channels, expected {self.n_channels}")
-        out: List[BandPowers] = []
         n = data.shape[1]
-        start = 0
-        while start < n:
-            # Copy up to the next emission point (and never more than the ring at once).
-            take = min(n - start, self._next_emit - self.samples_seen, self.window_samples)
-            take = min(take, self.window_samples - self._pos)
-            self._buf[:, self._pos : self._pos + take] = data[:, start : start + take]
-            self._pos = (self._pos + take) % self.window_samples
-            self.samples_seen += take
-            start += take
-            if self.samples_seen == self._next_emit:
-                bp = band_powers(self._window(), self.sample_rate_hz)
-                out.append(
-                    BandPowers(bp.absolute, bp.relative, bp.total, bp.band_names, window_end_sample=self.samples_seen)
-                )
-                self._next_emit += self.hop_samples
+        if n == 0:
+            return []
+        seen_after = self.samples_seen + n
+        buf = np.concatenate((self._tail, data), axis=1)
+        buf_start = self.samples_seen - self._tail.shape[1]
+        out: List[BandPowers] = []
+        if seen_after >= self._next_emit:
+            ends = np.arange(self._next_emit, seen_after + 1, self.hop_samples, dtype=np.int64)
+            for i in range(0, ends.shape[0], SLIDING_BATCH_MAX_WINDOWS):
+                out.extend(self._windows(buf, buf_start, ends[i : i + SLIDING_BATCH_MAX_WINDOWS]))
+            self._next_emit = int(ends[-1]) + self.hop_samples
+        keep = min(self.window_samples, buf.shape[1])
+        self._tail = buf[:, buf.shape[1] - keep :].copy()
+        self.samples_seen = seen_after
         return out
+
+    def _windows(self, buf: np.ndarray, buf_start: int, ends: np.ndarray) -> List[BandPowers]:
+        """The windows ending at stream samples ``ends`` (all inside ``buf``), in one batch."""
+        plan = self._plan
+        seg_starts = (ends - self.window_samples)[:, np.newaxis] + plan.offsets[np.newaxis, :]
+        needed = np.unique(seg_starts)
+        cached = self._seg_starts
+        if cached.shape[0]:
+            at = np.minimum(np.searchsorted(cached, needed), cached.shape[0] - 1)
+            new = needed[cached[at] != needed]
+        else:
+            new = needed
+        if new.shape[0]:
+            new_sums = _segment_band_sums(buf, new - buf_start, plan)
+            starts = np.concatenate((cached, new))
+            sums = np.concatenate((self._seg_sums, new_sums))
+            if cached.shape[0] and new[0] < cached[-1]:
+                order = np.argsort(starts, kind="stable")
+                starts, sums = starts[order], sums[order]
+        else:
+            starts, sums = cached, self._seg_sums
+        window_sums = sums[np.searchsorted(starts, seg_starts)].mean(axis=1)
+        # Keep only segments a later window can still use.
+        first_needed = int(ends[-1]) + self.hop_samples - self.window_samples
+        keep_from = int(np.searchsorted(starts, first_needed))
+        self._seg_starts, self._seg_sums = starts[keep_from:], sums[keep_from:]
+        absolute, relative, total = _split_sums(window_sums)
+        return [
+            BandPowers(absolute[w], relative[w], total[w], BAND_NAMES, window_end_sample=int(end))
+            for w, end in enumerate(ends)
+        ]
