@@ -48,14 +48,25 @@ class BusEvent:
 class Subscription:
     """A subscriber's bounded queue; read it with :meth:`get`, end it with :meth:`close`."""
 
-    def __init__(self, bus: "EventBus", types: frozenset[str] | None, capacity: int) -> None:
+    def __init__(
+        self, bus: "EventBus", types: frozenset[str] | None, capacity: int, info: dict[str, Any] | None = None
+    ) -> None:
         self._bus = bus
+        #: What the subscriber is (e.g. a WebSocket client's id and address), for listings.
+        self.info = dict(info or {})
+        self.capacity = capacity
         self._types = types
         self._capacity = capacity
         self._events: deque[BusEvent] = deque()
         self._ready = threading.Condition()
         self.closed = False
         self.dropped = 0
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to be read."""
+        with self._ready:
+            return len(self._events)
 
     def wants(self, event: BusEvent) -> bool:
         return self._types is None or event.type in self._types
@@ -109,9 +120,12 @@ class EventBus:
         self._seq = itertools.count(1)
 
     def subscribe(
-        self, types: Iterable[str] | None = None, capacity: int = constants.BUS_SUBSCRIBER_QUEUE
+        self,
+        types: Iterable[str] | None = None,
+        capacity: int = constants.BUS_SUBSCRIBER_QUEUE,
+        info: dict[str, Any] | None = None,
     ) -> Subscription:
-        subscription = Subscription(self, frozenset(types) if types is not None else None, capacity)
+        subscription = Subscription(self, frozenset(types) if types is not None else None, capacity, info)
         with self._lock:
             self._subscriptions.append(subscription)
         return subscription
@@ -132,6 +146,11 @@ class EventBus:
             subscribers = list(self._subscriptions)
         for subscription in subscribers:
             subscription.close()
+
+    def subscriptions(self) -> list[Subscription]:
+        """The open subscriptions, oldest first."""
+        with self._lock:
+            return list(self._subscriptions)
 
     @property
     def subscriber_count(self) -> int:

@@ -171,6 +171,53 @@ DOWNLOAD_STOP_JOIN_S = 1.0
 #: Seconds ``shutdown`` waits, in all, for every worker thread to end.
 DOWNLOAD_SHUTDOWN_JOIN_S = 5.0
 
+# --- EEG capture, sessions and live events --------------------------------------------------
+
+#: skill-daemon protocol version reported by ``/v1/version`` (the contract this runtime serves).
+SKILL_PROTOCOL_VERSION = "1"
+#: Folder of raw recordings (BrainFlow file format, one per session) inside the data dir.
+RECORDINGS_DIR_NAME = "recordings"
+#: BrainFlow's own log (board drivers write there, not to our stderr), inside the log dir.
+BRAINFLOW_LOG_FILE_NAME = "brainflow.log"
+#: Files (in the data dir) holding the EEG settings of ``/v1/settings/*``.
+FILTER_CONFIG_FILE_NAME = "eeg-filter-config.json"
+EPOCH_CONFIG_FILE_NAME = "eeg-epoch-config.json"
+WS_CONFIG_FILE_NAME = "ws-config.json"
+WATCHDOG_CONFIG_FILE_NAME = "watchdog-config.json"
+#: Seconds between reads of the board's ring buffer. Each read is ~60 µs; 20 ms keeps the
+#: delay from a sample to the band-power window that completes it short (<= one read).
+CAPTURE_POLL_S = 0.02
+#: Seconds without a new sample after which a board counts as stalled (Bluetooth boards
+#: deliver every 10-100 ms, so 3 s is never normal jitter).
+CAPTURE_STALL_S = 3.0
+#: Delays, in seconds, before each reconnect attempt; the last repeats until
+#: :data:`CAPTURE_RECONNECT_MAX_ATTEMPTS` attempts have failed, then the session ends.
+CAPTURE_RECONNECT_BACKOFF_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
+CAPTURE_RECONNECT_MAX_ATTEMPTS = 10
+#: Seconds of samples flowing after a reconnect before the attempt counter starts over.
+CAPTURE_RECONNECT_STABLE_S = 10.0
+#: Seconds ``start-session`` waits for the worker to prepare the board (a Bluetooth scan can
+#: take a while; BrainFlow's own ``timeout`` param is added on top).
+CAPTURE_START_TIMEOUT_S = 20.0
+#: Seconds ``cancel-session`` (and shutdown) wait for the worker to close the recording.
+CAPTURE_STOP_TIMEOUT_S = 5.0
+#: Samples per second of the playback board are paced by the file; faster replays are made
+#: by a time-scaled copy. Largest speed-up accepted.
+PLAYBACK_MAX_SPEED = 100.0
+#: Epoch rows ``/v1/analysis/timeseries`` returns at most (longer ranges are averaged in buckets).
+TIMESERIES_MAX_ROWS = 800
+#: Days ``/v1/history/daily-recording-mins`` looks back at most.
+HISTORY_MAX_DAYS = 3660
+#: Live event types of the skill-daemon ``/v1/events`` stream.
+EVENT_EEG_BANDS = "EegBands"
+EVENT_DEVICE_CONNECTED = "DeviceConnected"
+EVENT_DEVICE_DISCONNECTED = "DeviceDisconnected"
+EVENT_STATUS = "status"
+EVENT_RECONNECT_STATE = "reconnect-state"
+#: Default per-client queue of ``/v1/events`` (events waiting to be sent) and client limit.
+WS_DEFAULT_CLIENT_QUEUE = BUS_SUBSCRIBER_QUEUE
+WS_DEFAULT_MAX_CLIENTS = 64
+
 # --- EEG signal processing ------------------------------------------------------------------
 
 #: EEG bands as ``(name, low_hz, high_hz)``; each band is half-open ``[low, high)`` so that a
@@ -242,3 +289,8 @@ EPOCH_DEFAULT_S = 5.0
 #: Largest overlap as a fraction of the epoch (0.9 * 5 s = 4.5 s): at least 10 % new data
 #: per epoch, so an hour never yields more than ~7 200 epochs.
 EPOCH_MAX_OVERLAP_FRACTION = 0.9
+#: Most sliding windows :class:`~miso_runtime.neuro.bands.SlidingBandPowers` computes in one
+#: vectorised batch when a chunk completes many (offline analysis feeds whole recordings):
+#: 256 windows x 16 channels of 1 s segments stay ~10 MB of scratch, while the per-call
+#: overhead is already spread over enough windows not to matter.
+SLIDING_BATCH_MAX_WINDOWS = 256

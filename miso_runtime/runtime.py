@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from workers.protocol import WorkerSpec
-from workers.supervisor import Supervisor
+from workers.supervisor import RestartPolicy, Supervisor
 
 from . import __version__, constants
 from .auth import AdminTokenSource, TokenService, load_admin_token
@@ -27,11 +27,28 @@ from .llm.config import LlmConfigStore
 from .llm.downloads import DownloadManager
 from .llm.engine import LocalLLM
 from .llm.service import LlmService
+from .neuro.history import HistoryService
+from .neuro.service import NeuroService
+from .neuro.settings import EpochConfig, FilterConfig, WatchdogConfig, WsConfig
+from .settings_files import SettingsFile
 from .store import ConversationStore, TokenRepository, open_database
+from .store.eeg import DeviceRepository, EpochRepository, SessionRepository
 
 logger = logging.getLogger(__name__)
 
 LLM_WORKER = WorkerSpec("llm", "workers.llm_worker:run")
+CAPTURE_WORKER_TARGET = "workers.capture_worker:run"
+
+
+def restart_policy(config: WatchdogConfig) -> RestartPolicy:
+    """The supervisor's restart policy that ``/v1/settings/daemon-watchdog`` describes."""
+    return RestartPolicy(
+        enabled=config.enabled,
+        first_s=config.initial_backoff_secs,
+        factor=config.backoff_factor,
+        cap_s=config.max_backoff_secs,
+        stable_after_s=config.stable_after_secs,
+    )
 
 
 @dataclass
@@ -46,6 +63,10 @@ class Runtime:
     supervisor: Supervisor
     llm: LlmService
     downloads: DownloadManager
+    neuro: NeuroService
+    history: HistoryService
+    ws_config: SettingsFile[WsConfig]
+    watchdog: SettingsFile[WatchdogConfig]
     version: str = __version__
     started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
@@ -59,9 +80,15 @@ class Runtime:
                 logger.warning("autostart of the local model failed: %s", exc)
 
     def stop(self) -> None:
-        """Pause downloads and stop every worker (within about 5 s)."""
+        """End the EEG session cleanly, pause downloads and stop every worker (within about 10 s)."""
+        self.neuro.stop()
         self.downloads.shutdown()
         self.supervisor.stop_all()
+
+    def set_watchdog(self, changes: dict) -> WatchdogConfig:
+        config = self.watchdog.update(changes)
+        self.supervisor.set_policy(restart_policy(config))
+        return config
 
 
 def _publish(bus: EventBus, event_type: str, payload: dict) -> None:
@@ -90,6 +117,36 @@ def build_runtime(settings: Settings) -> Runtime:
     gguf_catalog.refresh()
     llm = LlmService(engine, gguf_catalog, llm_config, models_dir)
 
+    watchdog = SettingsFile(settings.data_dir / constants.WATCHDOG_CONFIG_FILE_NAME, WatchdogConfig)
+    supervisor.set_policy(restart_policy(watchdog.get()))
+    capture_worker = supervisor.add(
+        WorkerSpec(
+            "capture",
+            CAPTURE_WORKER_TARGET,
+            {
+                "database_path": str(settings.database_path),
+                "brainflow_log": str(settings.log_dir / constants.BRAINFLOW_LOG_FILE_NAME),
+            },
+        )
+    )
+    sessions = SessionRepository(db)
+    neuro = NeuroService(
+        capture_worker,
+        sessions,
+        DeviceRepository(db),
+        SettingsFile(settings.data_dir / constants.FILTER_CONFIG_FILE_NAME, FilterConfig),
+        SettingsFile(settings.data_dir / constants.EPOCH_CONFIG_FILE_NAME, EpochConfig),
+        settings.data_dir,
+        bus.publish,
+    )
+    neuro.recover_interrupted()
+    supervisor.on_event("capture", neuro.handle_event)
+    supervisor.on_exit("capture", neuro.handle_exit)
+    supervisor.on_exit("capture", lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
+    history = HistoryService(
+        sessions, EpochRepository(db), settings.data_dir, lambda: neuro.running_session_id, neuro.pipeline_config
+    )
+
     registry = ProviderRegistry.from_settings(settings, local=LocalProvider(llm))
     chat = ChatService(conversations, registry, bus, settings.provider, settings.model)
     return Runtime(
@@ -103,4 +160,8 @@ def build_runtime(settings: Settings) -> Runtime:
         supervisor=supervisor,
         llm=llm,
         downloads=DownloadManager(models_dir, lambda kind, payload: _publish(bus, kind, payload)),
+        neuro=neuro,
+        history=history,
+        ws_config=SettingsFile(settings.data_dir / constants.WS_CONFIG_FILE_NAME, WsConfig),
+        watchdog=watchdog,
     )

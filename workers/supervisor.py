@@ -37,10 +37,28 @@ STOP_GRACE_S = 2.0
 PUMP_POLL_S = 0.5
 
 
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How a crashed worker is started again (``/v1/settings/daemon-watchdog``).
+
+    The first restart waits ``first_s`` seconds, each further one ``factor`` times longer up
+    to ``cap_s``; a worker that stayed up ``stable_after_s`` starts over at ``first_s``.
+    ``enabled=False`` leaves a crashed worker down until the policy is enabled again.
+    """
+
+    enabled: bool = True
+    first_s: float = RESTART_FIRST_S
+    factor: float = RESTART_FACTOR
+    cap_s: float = RESTART_CAP_S
+    stable_after_s: float = STABLE_AFTER_S
+
+
 class WorkerState(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     RESTARTING = "restarting"
+    #: Crashed and left down because the restart policy is disabled.
+    CRASHED = "crashed"
     STOPPED = "stopped"
 
 
@@ -84,7 +102,8 @@ class Worker:
         self._process: Any = None
         self._commands: Any = None
         self._stopping = False
-        self._backoff_s = RESTART_FIRST_S
+        self.policy = RestartPolicy()
+        self._backoff_s = self.policy.first_s
         self._status = WorkerStatus(spec.name, WorkerState.STOPPED, None, 0, None, None)
 
     @property
@@ -167,16 +186,35 @@ class Worker:
                 self._commands.close()
                 self._commands = None
             stopping = self._stopping
-            self._status.state = WorkerState.STOPPED if stopping else WorkerState.RESTARTING
-            if ran_s > STABLE_AFTER_S:
-                self._backoff_s = RESTART_FIRST_S
-            delay = self._backoff_s
-            self._backoff_s = min(RESTART_CAP_S, self._backoff_s * RESTART_FACTOR)
-        if not stopping:
+            policy = self.policy
+            restart = not stopping and policy.enabled
+            if stopping:
+                self._status.state = WorkerState.STOPPED
+            else:
+                self._status.state = WorkerState.RESTARTING if restart else WorkerState.CRASHED
+            if ran_s > policy.stable_after_s:
+                self._backoff_s = policy.first_s
+            delay = min(self._backoff_s, policy.cap_s)
+            self._backoff_s = min(policy.cap_s, delay * policy.factor)
+        if restart:
             logger.warning("worker %s exited with code %s; restarting in %.1f s", self.spec.name, code, delay)
+        elif not stopping:
+            logger.warning("worker %s exited with code %s; the watchdog is off, it stays down", self.spec.name, code)
         self._on_exit(self.spec.name, code)
-        if not stopping:
+        if restart:
             threading.Thread(target=self._restart_after, args=(delay,), daemon=True).start()
+
+    def set_policy(self, policy: RestartPolicy) -> None:
+        """Use ``policy`` from the next exit on; a worker left down by a disabled policy starts now."""
+        with self._lock:
+            self.policy = policy
+            self._backoff_s = min(max(self._backoff_s, policy.first_s), policy.cap_s)
+            revive = policy.enabled and self._status.state is WorkerState.CRASHED and not self._stopping
+            if revive:
+                self._status.state = WorkerState.RESTARTING
+                self._status.restarts += 1
+        if revive:
+            self.start()
 
     def _restart_after(self, delay: float) -> None:
         time.sleep(delay)
@@ -259,3 +297,8 @@ class Supervisor:
 
     def status(self) -> list[dict[str, Any]]:
         return [worker.status.to_dict() for worker in self._workers.values()]
+
+    def set_policy(self, policy: RestartPolicy) -> None:
+        """Apply one restart policy to every worker."""
+        for worker in self._workers.values():
+            worker.set_policy(policy)

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from ..errors import MisoError
 from ..runtime import Runtime
 from .envelopes import MISO, OPENAI, SKILL, Envelope, envelope_for
-from .faces import events, meta, miso, openai_compat, skill_auth, skill_llm
+from .faces import events, meta, miso, openai_compat, skill_auth, skill_history, skill_llm, skill_neuro, skill_settings
 from .guard import RequestGuard
 from .sse import StreamRegistry
 
@@ -28,6 +28,9 @@ FACES: list[tuple[object, Envelope]] = [
     (meta.blueprint, MISO),
     (openai_compat.blueprint, OPENAI),
     (skill_llm.blueprint, SKILL),
+    (skill_neuro.blueprint, SKILL),
+    (skill_history.blueprint, SKILL),
+    (skill_settings.blueprint, SKILL),
 ]
 
 _CODE_BY_STATUS = {

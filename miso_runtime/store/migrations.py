@@ -94,7 +94,80 @@ def _auth_tokens(db: sqlite_utils.Database) -> None:
     db["auth_tokens"].create_index(["token_hash"], unique=True)
 
 
-MIGRATIONS: list[Migration] = [_conversations, _auth_tokens]
+def _eeg(db: sqlite_utils.Database) -> None:
+    """Known EEG devices, recording sessions and their epochs.
+
+    A session's raw samples live in its recording file (``recording_path``, relative to the
+    data dir) in the row layout of ``data_board_id`` (the master board of a playback);
+    ``status`` is ``recording`` until the session ends, so a session still marked
+    ``recording`` at start-up was cut by a crash and is closed from its file. Epoch metrics are
+    stored twice on purpose: channel means in columns (what range queries aggregate in SQL)
+    and per channel in ``metrics`` JSON. ``embedding`` stays empty until an encoder fills it.
+    """
+    db["eeg_devices"].create(
+        {
+            "id": str,
+            "board_id": int,
+            "board_name": str,
+            "params": str,
+            "preferred": int,
+            "first_seen_ms": int,
+            "last_seen_ms": int,
+        },
+        pk="id",
+        not_null={"board_id", "board_name", "params", "preferred", "first_seen_ms", "last_seen_ms"},
+        defaults={"params": "{}", "preferred": 0},
+    )
+    db["eeg_sessions"].create(
+        {
+            "id": str,
+            "device_id": str,
+            "board_id": int,
+            "data_board_id": int,
+            "board_name": str,
+            "sample_rate_hz": float,
+            "channel_names": str,
+            "started_utc_ms": int,
+            "ended_utc_ms": int,
+            "n_samples": int,
+            "n_epochs": int,
+            "status": str,
+            "end_reason": str,
+            "recording_path": str,
+            "location": str,
+            "epoch_s": float,
+            "overlap_s": float,
+        },
+        pk="id",
+        not_null={"board_id", "data_board_id", "board_name", "started_utc_ms", "status", "recording_path"},
+        defaults={"n_samples": 0, "n_epochs": 0, "channel_names": "[]"},
+    )
+    db["eeg_sessions"].create_index(["started_utc_ms"])
+    db["eeg_sessions"].create_index(["status"])
+    columns: dict[str, type] = {
+        "id": int,
+        "session_id": str,
+        "start_utc_ms": int,
+        "end_utc_ms": int,
+        "n_windows": int,
+    }
+    for band in ("delta", "theta", "alpha", "beta", "gamma"):
+        columns[f"abs_{band}"] = float
+        columns[f"rel_{band}"] = float
+    for score in ("relaxation", "engagement", "alpha_theta", "theta_beta", "frontal_alpha_asymmetry"):
+        columns[score] = float
+    columns.update({"metrics": str, "embedding": bytes, "embedding_model": str})
+    db["eeg_epochs"].create(
+        columns,
+        pk="id",
+        foreign_keys=[("session_id", "eeg_sessions", "id")],
+        not_null={"session_id", "start_utc_ms", "end_utc_ms", "metrics"},
+    )
+    db["eeg_epochs"].create_index(["start_utc_ms"])
+    db["eeg_epochs"].create_index(["session_id", "start_utc_ms"])
+
+
+MIGRATIONS: list[Migration] = [_conversations, _auth_tokens, _eeg]
 
 
 def migrate(db: sqlite_utils.Database) -> list[int]:

@@ -144,11 +144,3 @@ def set_llm_config(body: LlmConfigBody):
     config = runtime().llm.config.update(body.model_dump(exclude_unset=True))
     runtime().llm.engine.max_queue = config.max_queue
     return jsonify(config.model_dump())
-
-
-@blueprint.get("/v1/status")
-@endpoint(Access.STATUS, tags=("skill",))
-def status():
-    """Runtime status: version, workers (state, pid, restarts) and the LLM server."""
-    rt = runtime()
-    return jsonify(version=rt.version, workers=rt.supervisor.status(), llm=rt.llm.engine.status())

@@ -1,0 +1,70 @@
+"""The ``capture`` worker: owns the BrainFlow board of the running EEG session.
+
+It runs in its own process so that reading the board, filtering and Welch transforms never
+touch the server's gevent hub, and a board driver that crashes takes only this process down
+(the supervisor restarts it; the server closes the session from its recording file).
+
+The loop waits up to ``CAPTURE_POLL_S`` for a command, then lets the session read the
+board; between sessions it only waits for commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from .protocol import CancelRetry, ConfigurePipeline, RetryConnect, Shutdown, StartCapture, StopCapture
+from .runner import Channel
+
+logger = logging.getLogger("miso.capture_worker")
+
+#: Seconds between command checks while no session runs.
+IDLE_WAIT_S = 1.0
+
+
+def run(channel: Channel, options: dict[str, Any]) -> None:
+    """Entry point named in the worker spec (``workers.capture_worker:run``).
+
+    ``options``: ``database_path`` (the shared SQLite file) and ``brainflow_log`` (file for
+    BrainFlow's own driver log).
+    """
+    from brainflow.board_shim import BoardShim
+
+    from miso_runtime import constants
+    from miso_runtime.neuro.capture import Capture
+    from miso_runtime.neuro.recording import ensure_brainflow_loadable
+    from miso_runtime.store.database import open_database
+    from miso_runtime.store.eeg import EpochRepository
+
+    ensure_brainflow_loadable()
+    log_file = options.get("brainflow_log")
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        BoardShim.set_log_file(str(log_file))
+        BoardShim.enable_board_logger()
+    db = open_database(Path(options["database_path"]), run_migrations=False)
+    capture = Capture(channel.send, EpochRepository(db))
+    try:
+        while True:
+            command = channel.receive(constants.CAPTURE_POLL_S if capture.active else IDLE_WAIT_S)
+            if isinstance(command, Shutdown):
+                capture.stop("shutdown", "the runtime is stopping")
+                break
+            if isinstance(command, StartCapture):
+                capture.start(command)
+            elif isinstance(command, StopCapture):
+                capture.stop(command.reason, "")
+            elif isinstance(command, RetryConnect):
+                capture.retry_now()
+            elif isinstance(command, CancelRetry):
+                capture.cancel_retry()
+            elif isinstance(command, ConfigurePipeline):
+                capture.configure(command.pipeline)
+            elif command is not None:
+                logger.warning("capture worker ignores %s", type(command).__name__)
+            capture.tick()
+    except EOFError:
+        capture.stop("shutdown", "the runtime went away")
+    logger.info("capture worker %d exiting", os.getpid())
