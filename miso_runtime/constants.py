@@ -217,6 +217,9 @@ EVENT_RECONNECT_STATE = "reconnect-state"
 #: Default per-client queue of ``/v1/events`` (events waiting to be sent) and client limit.
 WS_DEFAULT_CLIENT_QUEUE = BUS_SUBSCRIBER_QUEUE
 WS_DEFAULT_MAX_CLIENTS = 64
+#: Kernel send buffer of a ``/v1/events`` socket, bytes (the kernel doubles it): about 40
+#: ``EegBands`` frames, so a stalled client's backlog is in its queue, where it can be dropped.
+WS_SEND_BUFFER_BYTES = 64 * 1024
 
 # --- EEG signal processing ------------------------------------------------------------------
 

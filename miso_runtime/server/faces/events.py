@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import socket
 import time
 
 from flask import Blueprint, request
@@ -37,6 +38,21 @@ CLOSE_TRY_AGAIN_LATER = 1013
 _client_ids = itertools.count(1)
 
 
+def _bound_send_buffer(ws) -> None:
+    """Keep the kernel's send buffer for this client small.
+
+    Why: with the default autotuned buffer (up to megabytes) a client that stops reading has
+    seconds of stale frames parked in the kernel before its queue notices anything; with a
+    small one, its bounded queue is what fills, and it drops the oldest ``EegBands`` there.
+    """
+    connection = getattr(ws, "sock", None)
+    if isinstance(connection, socket.socket):
+        try:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, constants.WS_SEND_BUFFER_BYTES)
+        except OSError as exc:
+            logger.debug("could not set the send buffer of a /v1/events client: %s", exc)
+
+
 @sock.route("/v1/events", bp=blueprint)
 @endpoint(Access.STREAM, tags=("skill", "events"))
 def events(ws):
@@ -46,6 +62,7 @@ def events(ws):
     if len(websocket_clients()) >= config.max_clients:
         ws.close(CLOSE_TRY_AGAIN_LATER, f"at most {config.max_clients} clients; try again later")
         return
+    _bound_send_buffer(ws)
     info = {
         "kind": "websocket",
         "id": next(_client_ids),
@@ -63,5 +80,5 @@ def events(ws):
                 continue
             try:
                 ws.send(json.dumps(event.envelope()))
-            except ConnectionClosed:
+            except (ConnectionClosed, OSError):
                 break
