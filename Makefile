@@ -42,6 +42,7 @@ bench: install $(MODEL_STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(BIN)/python bench/chat_stream.py
 	$(BIN)/python bench/llm_local.py
+	$(BIN)/python bench/neuro_pipeline.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -111,11 +111,18 @@ class Capture:
             self._send(CaptureFailed(request.session_id, "board_unavailable", _describe(exc, request.board_id)))
             self._drop_replay_copy()
             return
+        try:
+            writer = RecordingWriter(Path(request.recording_path), layout.board_id)
+        except OSError as exc:
+            _release_quietly(board)
+            self._drop_replay_copy()
+            self._send(CaptureFailed(request.session_id, "recording_failed", f"cannot write the recording: {exc}"))
+            return
         self._request = request
         self._board = board
         self._layout = layout
         self._pipeline = SignalPipeline(layout, config)
-        self._writer = RecordingWriter(Path(request.recording_path), layout.board_id)
+        self._writer = writer
         self._first_ts_s = self._last_ts_s = None
         self._n_samples = 0
         self._attempt = 0
@@ -130,11 +137,14 @@ class Capture:
         if self.state is CaptureState.STREAMING:
             try:
                 self._read_board()
-            except BrainFlowError:
-                pass
+            except (BrainFlowError, OSError) as exc:
+                logger.warning("session %s: last read before stopping failed: %s", self._request.session_id, exc)
         self._release_board()
         if self._writer is not None:
-            self._writer.close()
+            try:
+                self._writer.close()
+            except OSError as exc:
+                logger.error("session %s: closing the recording failed: %s", self._request.session_id, exc)
         self._drop_replay_copy()
         request = self._request
         self.state = CaptureState.IDLE
@@ -175,6 +185,10 @@ class Capture:
                 got = self._read_board()
             except BrainFlowError as exc:
                 self._lose_board("error", f"the board raised: {exc}")
+                return
+            except OSError as exc:
+                logger.error("session %s: writing the recording failed: %s", self._request.session_id, exc)
+                self.stop("error", f"writing the recording failed: {exc}")
                 return
             now = self._clock()
             if got:
