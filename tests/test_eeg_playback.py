@@ -126,3 +126,35 @@ def test_csv_metrics_of_a_recording_inside_the_data_dir(side, events, tmp_path):
     assert absolute.json()["n_epochs"] == 2
     unnamed = side.post("/v1/analysis/csv-metrics", json={"path": "imports/alpha.csv"})
     assert unnamed.status_code == 400 and unnamed.json()["code"] == "board_id_required"
+
+
+def test_timeseries_buckets_past_800_epochs_and_day_metrics_per_session(side, events, tmp_path):
+    """7 minutes replayed with 4.5 s of overlap make 831 epochs (one every 0.5 s)."""
+    path = write_recording(tmp_path / "long.csv", SYNTHETIC, sine_eeg(10.0, 420, RATE, 16))
+    assert side.post("/v1/settings/embedding-overlap", json={"overlap_secs": 4.5}).status_code == 200
+    try:
+        session_id, _frames = replay(side, events, path, speed=100.0)
+    finally:
+        side.post("/v1/settings/embedding-overlap", json={"overlap_secs": 0})
+    session = next(s for s in side.get("/v1/history/sessions").json()["sessions"] if s["id"] == session_id)
+    assert session["n_epochs"] == (420 - 5) * 2 + 1
+    window = {"startUtc": session["start_utc"] - 1, "endUtc": session["end_utc"] + 1}
+
+    series = side.post("/v1/analysis/timeseries", json=window).json()
+    assert series["n_epochs"] == 831 and series["downsampled"] is True
+    assert 400 <= series["n_rows"] <= 800
+    assert sum(row["n_epochs"] for row in series["rows"]) == 831
+    times = [row["t_utc"] for row in series["rows"]]
+    assert times == sorted(times)
+    assert all(row["relative"]["alpha"] > 0.6 for row in series["rows"])
+
+    short = {"startUtc": session["start_utc"], "endUtc": session["start_utc"] + 20}
+    per_epoch = side.post("/v1/analysis/timeseries", json=short).json()
+    assert per_epoch["downsampled"] is False and per_epoch["n_rows"] == per_epoch["n_epochs"] > 0
+
+    by_id = side.post("/v1/analysis/day-metrics", json={"session_ids": [session_id]}).json()
+    assert by_id["n_sessions"] == 1
+    assert by_id["sessions"][0]["session"]["id"] == session_id
+    assert by_id["sessions"][0]["metrics"]["n_epochs"] == 831
+    by_range = side.post("/v1/analysis/day-metrics", json=window).json()
+    assert session_id in [entry["session"]["id"] for entry in by_range["sessions"]]

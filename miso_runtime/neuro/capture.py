@@ -76,6 +76,7 @@ class Capture:
         self._pipeline: SignalPipeline | None = None
         self._writer: RecordingWriter | None = None
         self._replay_copy: Path | None = None
+        self._replay_t0_s: float | None = None
         self._last_sample_at = 0.0
         self._connected_at = 0.0
         self._first_ts_s: float | None = None
@@ -124,6 +125,7 @@ class Capture:
         self._pipeline = SignalPipeline(layout, config)
         self._writer = writer
         self._first_ts_s = self._last_ts_s = None
+        self._replay_t0_s = None
         self._n_samples = 0
         self._attempt = 0
         self._mark_connected()
@@ -211,9 +213,11 @@ class Capture:
         n = data.shape[1]
         if n == 0:
             return False
-        self._writer.append(data)
         layout = self._layout
         assert layout is not None and self._request is not None
+        if self._replay_copy is not None:
+            self._restamp(data, layout)
+        self._writer.append(data)
         timestamps = data[layout.timestamp_row]
         if self._first_ts_s is None:
             self._first_ts_s = float(timestamps[0])
@@ -241,6 +245,20 @@ class Capture:
             )
             self._send(EpochStored(session_id, epoch_id, epoch.start_utc_ms, epoch.end_utc_ms))
         return True
+
+    def _restamp(self, data: np.ndarray, layout: BoardLayout) -> None:
+        """Give a faster-than-real-time replay the timeline of its data, in place.
+
+        The playback board stamps samples with the time they arrive, so a replay at 20x would
+        squeeze 20 s of EEG into 1 s of timestamps, and epochs cut by sample count would get
+        times that overlap. Instead sample ``i`` of the session is stamped
+        ``session start + i / rate``: the session lasts as long as its data, as if replayed in
+        real time from the moment it started.
+        """
+        if self._replay_t0_s is None:
+            self._replay_t0_s = time.time()
+        index = self._n_samples + np.arange(data.shape[1])
+        data[layout.timestamp_row] = self._replay_t0_s + index / layout.sample_rate_hz
 
     # --- losing and getting the board back ---------------------------------------------------
 
