@@ -297,3 +297,9 @@ EPOCH_MAX_OVERLAP_FRACTION = 0.9
 #: 256 windows x 16 channels of 1 s segments stay ~10 MB of scratch, while the per-call
 #: overhead is already spread over enough windows not to matter.
 SLIDING_BATCH_MAX_WINDOWS = 256
+
+# --- Agents: config (schmux contract) -------------------------------------------------------
+
+# --- Agents: workspaces (git) ---------------------------------------------------------------
+
+# --- Agents: tmux sessions and terminals ----------------------------------------------------
