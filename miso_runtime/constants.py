@@ -300,6 +300,22 @@ SLIDING_BATCH_MAX_WINDOWS = 256
 
 # --- Agents: config (schmux contract) -------------------------------------------------------
 
+#: File (in the data dir) holding the coding-agents config of ``/api/config``.
+AGENTS_CONFIG_FILE_NAME = "agents-config.json"
+#: Folder (in the data dir) of the workspaces when the config names none.
+AGENTS_DEFAULT_WORKSPACES_DIR_NAME = "workspaces"
+#: Default terminal size of a new session, columns and rows, and how much scrollback a
+#: terminal client gets with its first screen (``seed_lines``) or when it bootstraps.
+AGENTS_TERMINAL_WIDTH = 120
+AGENTS_TERMINAL_HEIGHT = 40
+AGENTS_TERMINAL_SEED_LINES = 1000
+AGENTS_TERMINAL_BOOTSTRAP_LINES = 200
+#: Default poll intervals and git timeouts, ms.
+AGENTS_DASHBOARD_POLL_MS = 5000
+AGENTS_GIT_STATUS_POLL_MS = 10_000
+AGENTS_GIT_CLONE_TIMEOUT_MS = 300_000
+AGENTS_GIT_STATUS_TIMEOUT_MS = 30_000
+
 # --- Agents: workspaces (git) ---------------------------------------------------------------
 
 # --- Agents: tmux sessions and terminals ----------------------------------------------------
