@@ -318,4 +318,60 @@ AGENTS_GIT_STATUS_TIMEOUT_MS = 30_000
 
 # --- Agents: workspaces (git) ---------------------------------------------------------------
 
+#: ``source_code_management`` values: a ``git worktree`` of the repo's bare clone per workspace
+#: (the default: cheap, shares objects, one branch per workspace), or a full clone per workspace.
+SCM_GIT_WORKTREE = "git-worktree"
+SCM_GIT_CLONE = "git"
+SCM_MODES = (SCM_GIT_WORKTREE, SCM_GIT_CLONE)
+#: Folder of bare clones (one ``<name>-<hash>.git`` per repo) inside the data dir.
+REPO_CLONES_DIR_NAME = "repos"
+#: File (in the data dir) listing the known workspaces: id, repo, branch, path, created_at.
+WORKSPACES_FILE_NAME = "agents-workspaces.json"
+#: Digits of the number in a workspace id ``<repo>-NNN``; the lowest free number is reused.
+WORKSPACE_NUMBER_DIGITS = 3
+#: Seconds a local git command (worktree add/remove, checkout, rev-parse...) may run. Clone,
+#: fetch and status limits are the config's ``AGENTS_GIT_*_TIMEOUT_MS`` above.
+GIT_LOCAL_TIMEOUT_S = 60.0
+#: Untracked files larger than this count as a changed file but their lines are not counted
+#: (reading a huge generated file on every poll would cost more than the number is worth).
+GIT_STATUS_UNTRACKED_MAX_BYTES = 1024 * 1024
+#: Environment of every git command: never ask for a password on a terminal or through an
+#: askpass program (GCM included); git fails at once instead of waiting for a person.
+GIT_NO_PROMPT_ENV: dict[str, str] = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ASKPASS": "",
+    "SSH_ASKPASS": "",
+    "GCM_INTERACTIVE": "never",
+}
+#: SSH command used when the user has not set ``GIT_SSH_COMMAND``/``GIT_SSH``: no password or
+#: host-key prompts either.
+GIT_SSH_BATCH_COMMAND = "ssh -o BatchMode=yes"
+
 # --- Agents: tmux sessions and terminals ----------------------------------------------------
+
+#: Socket name (``tmux -L``) of the runtime's private tmux server: the user's own tmux server
+#: and its sessions are never touched.
+TMUX_SOCKET_NAME = "miso-agents"
+#: Seconds one tmux command (a subprocess, or a reply in control mode) may take.
+TMUX_COMMAND_TIMEOUT_S = 5.0
+#: Scrollback lines each agent pane keeps (tmux ``history-limit``, fixed when the pane is made).
+TMUX_HISTORY_LIMIT = 10_000
+#: Bytes of input per ``send-keys -H`` command: three characters per byte on one command line.
+TMUX_INPUT_CHUNK_BYTES = 256
+#: Environment variables kept from the tmux server, so from every agent it runs: the runtime's
+#: admin token must not reach an agent, and ``TMUX`` would make tmux think it is nested.
+TMUX_ENV_DROP: tuple[str, ...] = ("TMUX", "TMUX_PANE", "MISO_AUTH_TOKEN")
+#: Replay buffer of a terminal stream: the newest chunks (and at most this many bytes) kept so
+#: that a client reconnecting with its last sequence number gets exactly what it missed.
+TERMINAL_REPLAY_MAX_CHUNKS = 8192
+TERMINAL_REPLAY_MAX_BYTES = 4 * 1024 * 1024
+#: Bytes a paused client may fall behind before it is told to resync (``reconnect``).
+TERMINAL_PAUSED_MAX_BYTES = 1024 * 1024
+#: Largest ``append`` message: a lagging client gets its backlog in pieces of about this size.
+TERMINAL_MAX_APPEND_BYTES = 256 * 1024
+#: Longest escape sequence held back so a chunk does not end inside it; longer ones are let
+#: through split (OSC 52 clipboard writes carry base64 of the whole copied text).
+TERMINAL_MAX_PENDING_ESCAPE_BYTES = 256 * 1024
+#: Seconds a control-mode client may take to attach, and to exit once asked to.
+TERMINAL_ATTACH_TIMEOUT_S = 5.0
+TERMINAL_CLOSE_TIMEOUT_S = 2.0
