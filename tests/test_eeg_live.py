@@ -157,3 +157,13 @@ def test_status_version_and_ws_endpoints(side):
         assert status["ws_clients"] == 1
     finally:
         events.close()
+
+
+def test_openapi_documents_the_eeg_routes_from_their_models(side):
+    document = side.get("/openapi.json").json()
+    paths = document["paths"]
+    for path in ("/v1/control/start-session", "/v1/history/sessions", "/v1/analysis/metrics", "/v1/settings/ws-config"):
+        assert path in paths, path
+    body = paths["/v1/control/start-session"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = document["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+    assert {"board_id", "params", "location", "playback_speed"} <= set(schema["properties"])
