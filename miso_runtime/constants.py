@@ -315,6 +315,42 @@ AGENTS_DASHBOARD_POLL_MS = 5000
 AGENTS_GIT_STATUS_POLL_MS = 10_000
 AGENTS_GIT_CLONE_TIMEOUT_MS = 300_000
 AGENTS_GIT_STATUS_TIMEOUT_MS = 30_000
+#: Agent command-line tools ``/api/detect-tools`` looks for on PATH: (name, command).
+AGENT_CLI_TOOLS: tuple[tuple[str, str], ...] = (
+    ("claude", "claude"),
+    ("codex", "codex"),
+    ("gemini", "gemini"),
+    ("aider", "aider"),
+    ("opencode", "opencode"),
+    ("cursor-agent", "cursor-agent"),
+    ("goose", "goose"),
+    ("amp", "amp"),
+    ("copilot", "copilot"),
+    ("qwen", "qwen"),
+)
+#: Built-in quick-launch presets (``/api/builtin-quick-launch``): name, target tool, prompt.
+BUILTIN_QUICK_LAUNCH: tuple[tuple[str, str, str], ...] = (
+    (
+        "Review branch",
+        "claude",
+        "Review the changes on this branch against the default branch; list problems by severity.",
+    ),
+    (
+        "Fix failing tests",
+        "claude",
+        "Run the test suite, find why the failing tests fail, and fix the code (not the tests).",
+    ),
+    (
+        "Explain codebase",
+        "claude",
+        "Explain how this repository is organised: its entry points, main modules and data flow.",
+    ),
+    (
+        "Review branch (Codex)",
+        "codex",
+        "Review the changes on this branch against the default branch; list problems by severity.",
+    ),
+)
 
 # --- Agents: workspaces (git) ---------------------------------------------------------------
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from workers.protocol import WorkerSpec
 from workers.supervisor import RestartPolicy, Supervisor
 
 from . import __version__, constants
+from .agents.config import AgentsConfigStore
+from .agents.workspaces import WorkspaceManager
 from .auth import AdminTokenSource, TokenService, load_admin_token
 from .bus import EventBus
 from .chat.catalog import ModelCatalog as ChatCatalog
@@ -67,6 +70,8 @@ class Runtime:
     history: HistoryService
     ws_config: SettingsFile[WsConfig]
     watchdog: SettingsFile[WatchdogConfig]
+    agents_config: AgentsConfigStore
+    workspaces: WorkspaceManager
     version: str = __version__
     started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
@@ -147,6 +152,20 @@ def build_runtime(settings: Settings) -> Runtime:
         sessions, EpochRepository(db), settings.data_dir, lambda: neuro.running_session_id, neuro.pipeline_config
     )
 
+    agents_config = AgentsConfigStore(
+        settings.data_dir / constants.AGENTS_CONFIG_FILE_NAME,
+        settings.data_dir / constants.AGENTS_DEFAULT_WORKSPACES_DIR_NAME,
+    )
+    agents = agents_config.get()
+    workspaces = WorkspaceManager(
+        Path(agents.workspace_path),
+        settings.data_dir / constants.REPO_CLONES_DIR_NAME,
+        settings.data_dir / constants.WORKSPACES_FILE_NAME,
+        source_code_management=agents.source_code_management,
+        clone_timeout_s=agents.sessions.git_clone_timeout_ms / 1000 or None,
+        status_timeout_s=agents.sessions.git_status_timeout_ms / 1000 or None,
+    )
+
     registry = ProviderRegistry.from_settings(settings, local=LocalProvider(llm))
     chat = ChatService(conversations, registry, bus, settings.provider, settings.model)
     return Runtime(
@@ -164,4 +183,6 @@ def build_runtime(settings: Settings) -> Runtime:
         history=history,
         ws_config=SettingsFile(settings.data_dir / constants.WS_CONFIG_FILE_NAME, WsConfig),
         watchdog=watchdog,
+        agents_config=agents_config,
+        workspaces=workspaces,
     )

@@ -27,15 +27,30 @@ class Route:
 
     @property
     def envelope(self) -> str:
-        """Which contract's error envelope this route answers with: miso, skill or openai."""
+        """Which contract's error envelope this route answers with: miso, skill, openai, schmux or schmux-text."""
         if self.path in OPENAI_PATHS:
             return "openai"
         if self.path.startswith("/v1/") or self.path in ("/healthz", "/readyz"):
             return "skill"
+        if self.path == "/api/config":
+            return "schmux-text"
+        if self.path.startswith(("/api/", "/ws/")):
+            return "schmux"
         return "miso"
 
-    def error_of(self, body: dict) -> tuple[str, str]:
-        """(code, message) from an error body, checking that it has exactly its envelope's shape."""
+    def error_of(self, response) -> tuple[str | None, str]:
+        """(code, message) of an error response, checking that it has exactly its envelope's shape.
+
+        schmux's envelopes carry no code (``{"error": "..."}`` or plain text): the code is None.
+        """
+        if self.envelope == "schmux-text":
+            assert response.headers["content-type"].startswith("text/plain"), response.headers
+            return None, response.text.strip()
+        assert response.headers["content-type"].startswith("application/json"), response.headers
+        body = response.json()
+        if self.envelope == "schmux":
+            assert set(body) == {"error"} and isinstance(body["error"], str), body
+            return None, body["error"]
         if self.envelope == "skill":
             assert set(body) == {"code", "message"}, body
             return body["code"], body["message"]

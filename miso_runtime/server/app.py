@@ -13,8 +13,19 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import MisoError
 from ..runtime import Runtime
-from .envelopes import MISO, OPENAI, SKILL, Envelope, envelope_for
-from .faces import events, meta, miso, openai_compat, skill_auth, skill_history, skill_llm, skill_neuro, skill_settings
+from .envelopes import MISO, OPENAI, SCHMUX, SCHMUX_TEXT, SKILL, Envelope, envelope_for
+from .faces import (
+    events,
+    meta,
+    miso,
+    openai_compat,
+    schmux,
+    skill_auth,
+    skill_history,
+    skill_llm,
+    skill_neuro,
+    skill_settings,
+)
 from .guard import RequestGuard
 from .sse import StreamRegistry
 
@@ -31,6 +42,8 @@ FACES: list[tuple[object, Envelope]] = [
     (skill_neuro.blueprint, SKILL),
     (skill_history.blueprint, SKILL),
     (skill_settings.blueprint, SKILL),
+    (schmux.blueprint, SCHMUX),
+    (schmux.config_blueprint, SCHMUX_TEXT),
 ]
 
 _CODE_BY_STATUS = {

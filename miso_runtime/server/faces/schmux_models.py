@@ -1,0 +1,20 @@
+"""Request bodies of the schmux routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from ...agents.config import AgentsConfig
+
+
+def _partial(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """``model`` with every top-level field optional: a section given merges, an omitted one stays."""
+    fields: dict[str, Any] = {key: (info.annotation | None, None) for key, info in model.model_fields.items()}
+    fields["needs_restart"] = (bool | None, None)  # echoed back by clients that PUT what they GET; ignored
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+#: ``POST/PUT /api/config``: any subset of the config's fields.
+ConfigUpdateBody = _partial(AgentsConfig, "ConfigUpdateBody")
