@@ -328,6 +328,14 @@ AGENT_CLI_TOOLS: tuple[tuple[str, str], ...] = (
     ("copilot", "copilot"),
     ("qwen", "qwen"),
 )
+#: Arguments that make an agent CLI continue its last conversation (``resume: true`` spawns).
+AGENT_RESUME_ARGS: tuple[tuple[str, str], ...] = (
+    ("claude", "--continue"),
+    ("codex", "resume --last"),
+    ("aider", "--restore-chat-history"),
+)
+#: Most sessions one target may start in one spawn.
+SPAWN_MAX_PER_TARGET = 20
 #: Built-in quick-launch presets (``/api/builtin-quick-launch``): name, target tool, prompt.
 BUILTIN_QUICK_LAUNCH: tuple[tuple[str, str, str], ...] = (
     (
