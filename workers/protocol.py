@@ -106,6 +106,15 @@ class ConfigurePipeline:
     pipeline: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Call:
+    """Ask a worker to run one of its published methods (see ``workers/rpc.py``)."""
+
+    call_id: str
+    method: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
 # --- events: worker -> server --------------------------------------------------------------
 
 
@@ -243,6 +252,17 @@ class CaptureEnded:
     n_samples: int
 
 
+@dataclass(frozen=True)
+class CallDone:
+    """The answer to a :class:`Call`: a result, or an error as an HTTP status, code and message."""
+
+    call_id: str
+    result: Any = None
+    status: int = 200
+    code: str = ""
+    message: str = ""
+
+
 Command = (
     Shutdown
     | LoadModel
@@ -254,6 +274,7 @@ Command = (
     | RetryConnect
     | CancelRetry
     | ConfigurePipeline
+    | Call
 )
 Event = (
     WorkerStarted
@@ -271,6 +292,7 @@ Event = (
     | BandsComputed
     | EpochStored
     | CaptureEnded
+    | CallDone
 )
 
 
