@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     ollama_host: str = constants.DEFAULT_OLLAMA_HOST
 
+    #: Private tmux socket (``tmux -L``) of the coding-agent sessions; tests use their own.
+    tmux_socket: str = Field(default=constants.TMUX_SOCKET_NAME, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

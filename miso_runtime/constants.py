@@ -214,6 +214,8 @@ EVENT_DEVICE_CONNECTED = "DeviceConnected"
 EVENT_DEVICE_DISCONNECTED = "DeviceDisconnected"
 EVENT_STATUS = "status"
 EVENT_RECONNECT_STATE = "reconnect-state"
+#: Bus event of the coding agents' workspaces and sessions (feeds ``/ws/dashboard``).
+EVENT_AGENTS_STATE = "agents:state"
 #: Default per-client queue of ``/v1/events`` (events waiting to be sent) and client limit.
 WS_DEFAULT_CLIENT_QUEUE = BUS_SUBSCRIBER_QUEUE
 WS_DEFAULT_MAX_CLIENTS = 64
@@ -371,6 +373,8 @@ SCM_MODES = (SCM_GIT_WORKTREE, SCM_GIT_CLONE)
 REPO_CLONES_DIR_NAME = "repos"
 #: File (in the data dir) listing the known workspaces: id, repo, branch, path, created_at.
 WORKSPACES_FILE_NAME = "agents-workspaces.json"
+#: File (in the data dir) with what tmux does not keep of each agent session (target, nickname...).
+AGENT_SESSIONS_FILE_NAME = "agents-sessions.json"
 #: Digits of the number in a workspace id ``<repo>-NNN``; the lowest free number is reused.
 WORKSPACE_NUMBER_DIGITS = 3
 #: Seconds a local git command (worktree add/remove, checkout, rev-parse...) may run. Clone,

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from workers.protocol import WorkerSpec
+from workers.rpc import RpcClient
 from workers.supervisor import RestartPolicy, Supervisor
 
 from . import __version__, constants
 from .agents.config import AgentsConfigStore
-from .agents.workspaces import WorkspaceManager
+from .agents.service import AgentsService
 from .auth import AdminTokenSource, TokenService, load_admin_token
 from .bus import EventBus
 from .chat.catalog import ModelCatalog as ChatCatalog
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 LLM_WORKER = WorkerSpec("llm", "workers.llm_worker:run")
 CAPTURE_WORKER_TARGET = "workers.capture_worker:run"
+AGENTS_WORKER_TARGET = "workers.agents_worker:run"
 
 
 def restart_policy(config: WatchdogConfig) -> RestartPolicy:
@@ -71,7 +72,7 @@ class Runtime:
     ws_config: SettingsFile[WsConfig]
     watchdog: SettingsFile[WatchdogConfig]
     agents_config: AgentsConfigStore
-    workspaces: WorkspaceManager
+    agents: AgentsService
     version: str = __version__
     started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
@@ -117,7 +118,6 @@ def build_runtime(settings: Settings) -> Runtime:
     engine = LocalLLM(llm_worker, lambda kind, payload: _publish(bus, kind, payload), llm_config.get().max_queue)
     supervisor.on_event("llm", engine.handle_event)
     supervisor.on_exit("llm", engine.handle_exit)
-    supervisor.on_exit("llm", lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
     gguf_catalog = GgufCatalog(models_dir)
     gguf_catalog.refresh()
     llm = LlmService(engine, gguf_catalog, llm_config, models_dir)
@@ -147,7 +147,6 @@ def build_runtime(settings: Settings) -> Runtime:
     neuro.recover_interrupted()
     supervisor.on_event("capture", neuro.handle_event)
     supervisor.on_exit("capture", neuro.handle_exit)
-    supervisor.on_exit("capture", lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
     history = HistoryService(
         sessions, EpochRepository(db), settings.data_dir, lambda: neuro.running_session_id, neuro.pipeline_config
     )
@@ -156,15 +155,27 @@ def build_runtime(settings: Settings) -> Runtime:
         settings.data_dir / constants.AGENTS_CONFIG_FILE_NAME,
         settings.data_dir / constants.AGENTS_DEFAULT_WORKSPACES_DIR_NAME,
     )
-    agents = agents_config.get()
-    workspaces = WorkspaceManager(
-        Path(agents.workspace_path),
-        settings.data_dir / constants.REPO_CLONES_DIR_NAME,
-        settings.data_dir / constants.WORKSPACES_FILE_NAME,
-        source_code_management=agents.source_code_management,
-        clone_timeout_s=agents.sessions.git_clone_timeout_ms / 1000 or None,
-        status_timeout_s=agents.sessions.git_status_timeout_ms / 1000 or None,
+    agents_worker = supervisor.add(
+        WorkerSpec(
+            "agents",
+            AGENTS_WORKER_TARGET,
+            {
+                "config_file": str(settings.data_dir / constants.AGENTS_CONFIG_FILE_NAME),
+                "default_workspace_path": str(settings.data_dir / constants.AGENTS_DEFAULT_WORKSPACES_DIR_NAME),
+                "workspaces_file": str(settings.data_dir / constants.WORKSPACES_FILE_NAME),
+                "clones_dir": str(settings.data_dir / constants.REPO_CLONES_DIR_NAME),
+                "sessions_file": str(settings.data_dir / constants.AGENT_SESSIONS_FILE_NAME),
+                "tmux_socket": settings.tmux_socket,
+            },
+        )
     )
+    for name in ("llm", "capture", "agents"):
+        supervisor.on_exit(name, lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
+    agents_rpc = RpcClient(agents_worker, "agents")
+    agents = AgentsService(agents_rpc, agents_config, bus.publish)
+    supervisor.on_event("agents", agents_rpc.handle_event)
+    supervisor.on_event("agents", agents.handle_event)
+    supervisor.on_exit("agents", agents_rpc.handle_exit)
 
     registry = ProviderRegistry.from_settings(settings, local=LocalProvider(llm))
     chat = ChatService(conversations, registry, bus, settings.provider, settings.model)
@@ -184,5 +195,5 @@ def build_runtime(settings: Settings) -> Runtime:
         ws_config=SettingsFile(settings.data_dir / constants.WS_CONFIG_FILE_NAME, WsConfig),
         watchdog=watchdog,
         agents_config=agents_config,
-        workspaces=workspaces,
+        agents=agents,
     )

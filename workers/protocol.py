@@ -263,6 +263,13 @@ class CallDone:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class AgentsState:
+    """The agents worker's workspaces and sessions in the shape of ``GET /api/sessions``."""
+
+    workspaces: list[dict[str, Any]]
+
+
 Command = (
     Shutdown
     | LoadModel
@@ -293,6 +300,7 @@ Event = (
     | EpochStored
     | CaptureEnded
     | CallDone
+    | AgentsState
 )
 
 

@@ -621,6 +621,16 @@ class WorkspaceManager:
         except Exception:  # noqa: BLE001 - cleanup must not hide the error that caused it
             logger.exception("could not clean up half-created workspace %s", path)
 
+    def check_clean(self, workspace_id: str) -> None:
+        """Raise ``dirty`` when the workspace has uncommitted changes or untracked files.
+
+        ``dispose-all`` asks first, so that it refuses before killing any session.
+        """
+        ws = self.get(workspace_id)
+        path = Path(ws.path)
+        if path.is_dir():
+            self._refuse_dirty(ws, path)
+
     def _refuse_dirty(self, ws: Workspace, path: Path) -> None:
         out = run_git(["status", "--porcelain=v1", "--untracked-files=normal"], path, what="git status failed") or ""
         entries = [line[3:] for line in out.splitlines() if line.strip()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ...agents.config import AgentsConfig
 
@@ -18,3 +18,30 @@ def _partial(model: type[BaseModel], name: str) -> type[BaseModel]:
 
 #: ``POST/PUT /api/config``: any subset of the config's fields.
 ConfigUpdateBody = _partial(AgentsConfig, "ConfigUpdateBody")
+
+
+class SpawnBody(BaseModel):
+    """``POST /api/spawn``; the rules between fields are checked by the spawn plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = ""
+    branch: str = ""
+    prompt: str = ""
+    nickname: str = ""
+    targets: dict[str, int] = {}
+    workspace_id: str = ""
+    resume: bool = False
+
+
+class BranchConflictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = Field(min_length=1)
+    branch: str = Field(min_length=1)
+
+
+class NicknameBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nickname: str = Field(max_length=200)

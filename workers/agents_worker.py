@@ -1,0 +1,124 @@
+"""The ``agents`` worker: owns git workspaces and the tmux sessions of coding agents.
+
+Git clones and tmux calls block, so they live here, not on the server's hub. The server calls
+the backend's published methods over RPC (``workers/rpc.py``); each call runs on a small thread
+pool so that a long clone never holds up a rename or a dispose. Whenever the state the
+dashboard shows may have changed (a call changed it, a session ended, git status moved), the
+worker sends the whole state as ``AgentsState``; the server debounces and broadcasts it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .protocol import AgentsState, Call, Shutdown
+from .rpc import answer
+from .runner import Channel
+
+logger = logging.getLogger("miso.agents_worker")
+
+#: Calls that may run at once (a clone, a status refresh and a dispose side by side).
+CALL_THREADS = 4
+
+
+def run(channel: Channel, options: dict[str, Any]) -> None:
+    """Entry point named in the worker spec (``workers.agents_worker:run``).
+
+    ``options``: ``config_file``, ``default_workspace_path``, ``workspaces_file``, ``clones_dir``,
+    ``sessions_file`` (paths) and ``tmux_socket``.
+    """
+    from miso_runtime.agents.backend import AgentsBackend, SessionRecords
+    from miso_runtime.agents.config import AgentsConfigStore
+    from miso_runtime.agents.tmux_sessions import TmuxSessions
+    from miso_runtime.agents.workspaces import WorkspaceManager
+
+    store = AgentsConfigStore(Path(options["config_file"]), Path(options["default_workspace_path"]))
+    config = store.get()
+    workspaces = WorkspaceManager(
+        Path(config.workspace_path),
+        Path(options["clones_dir"]),
+        Path(options["workspaces_file"]),
+        source_code_management=config.source_code_management,
+        clone_timeout_s=config.sessions.git_clone_timeout_ms / 1000 or None,
+        status_timeout_s=config.sessions.git_status_timeout_ms / 1000 or None,
+    )
+    publisher = _StatePublisher(channel)
+    backend = AgentsBackend(
+        config,
+        workspaces,
+        TmuxSessions(options["tmux_socket"]),
+        SessionRecords(Path(options["sessions_file"])),
+        on_change=lambda: publisher.publish(backend.state()),
+    )
+
+    def reload_config() -> dict[str, Any]:
+        """Pick up a saved config (targets, terminal size, poll intervals; the workspace path at restart)."""
+        fresh = AgentsConfigStore(Path(options["config_file"]), Path(options["default_workspace_path"])).get()
+        backend.config = fresh
+        backend.git.poll_interval_s = max(0.5, fresh.sessions.git_status_poll_interval_ms / 1000)
+        return {"status": "ok"}
+
+    methods = {
+        "state": backend.state,
+        "session_count": backend.session_count,
+        "spawn": backend.spawn,
+        "dispose_session": backend.dispose_session,
+        "dispose_workspace": backend.dispose_workspace,
+        "rename": backend.rename,
+        "scan": backend.scan,
+        "check_branch_conflict": backend.check_branch_conflict,
+        "reload_config": reload_config,
+    }
+    stop = threading.Event()
+    threading.Thread(target=_watch_state, args=(backend, publisher, stop), name="state-watch", daemon=True).start()
+    pool = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="agents-call")
+    try:
+        while True:
+            command = channel.receive()
+            if isinstance(command, Shutdown):
+                break
+            if isinstance(command, Call):
+                pool.submit(lambda call=command: channel.send(answer(methods, call)))
+            else:
+                logger.warning("agents worker ignores %s", type(command).__name__)
+    except EOFError:
+        pass
+    finally:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        backend.git.close(timeout=1.0)
+    logger.info("agents worker %d exiting (tmux sessions keep running)", os.getpid())
+
+
+class _StatePublisher:
+    """Sends ``AgentsState`` when the state differs from the last one sent."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._last = ""
+
+    def publish(self, workspaces: list[dict[str, Any]]) -> None:
+        text = json.dumps(workspaces, sort_keys=True)
+        with self._lock:
+            if text == self._last:
+                return
+            self._last = text
+        self._channel.send(AgentsState(workspaces))
+
+
+def _watch_state(backend: Any, publisher: _StatePublisher, stop: threading.Event) -> None:
+    """Notice what no call changed (a session that exited, output, git status) every poll interval."""
+    while not stop.is_set():
+        try:
+            publisher.publish(backend.state())
+        except Exception as exc:  # noqa: BLE001 - tmux missing or busy: try again next round
+            logger.debug("state poll failed: %s", exc)
+        interval_s = max(0.25, backend.config.sessions.dashboard_poll_interval_ms / 1000)
+        stop.wait(interval_s)
