@@ -18,6 +18,7 @@ from workers.supervisor import RestartPolicy, Supervisor
 from . import __version__, constants
 from .agents.config import AgentsConfigStore
 from .agents.service import AgentsService
+from .agents.terminal_relay import TerminalRelay
 from .auth import AdminTokenSource, TokenService, load_admin_token
 from .bus import EventBus
 from .chat.catalog import ModelCatalog as ChatCatalog
@@ -73,6 +74,7 @@ class Runtime:
     watchdog: SettingsFile[WatchdogConfig]
     agents_config: AgentsConfigStore
     agents: AgentsService
+    terminals: TerminalRelay
     version: str = __version__
     started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
@@ -176,6 +178,9 @@ def build_runtime(settings: Settings) -> Runtime:
     supervisor.on_event("agents", agents_rpc.handle_event)
     supervisor.on_event("agents", agents.handle_event)
     supervisor.on_exit("agents", agents_rpc.handle_exit)
+    terminals = TerminalRelay(agents_worker)
+    supervisor.on_event("agents", terminals.handle_event)
+    supervisor.on_exit("agents", terminals.handle_exit)
 
     registry = ProviderRegistry.from_settings(settings, local=LocalProvider(llm))
     chat = ChatService(conversations, registry, bus, settings.provider, settings.model)
@@ -196,4 +201,5 @@ def build_runtime(settings: Settings) -> Runtime:
         watchdog=watchdog,
         agents_config=agents_config,
         agents=agents,
+        terminals=terminals,
     )

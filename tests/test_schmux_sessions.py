@@ -10,27 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.eeg import wait_until
+from tests.gitrepo import bare_remote, git
 from tests.sidecar import Sidecar
-
-GIT_ID = ["-c", "user.email=test@example.com", "-c", "user.name=Test"]
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(["git", *GIT_ID, *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory) -> Path:
     """A bare repository with one commit on ``main``: the "origin" of every workspace."""
-    root = tmp_path_factory.mktemp("remote")
-    source = root / "source"
-    git("init", "-q", "-b", "main", str(source))
-    (source / "README.md").write_text("hello\n")
-    git("add", ".", cwd=source)
-    git("commit", "-qm", "first", cwd=source)
-    bare = root / "app.git"
-    git("clone", "-q", "--bare", str(source), str(bare))
-    return bare
+    return bare_remote(tmp_path_factory.mktemp("remote"), "app")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .protocol import AgentsState, Call, Shutdown
+from .protocol import AgentsState, Call, Shutdown, TerminalAttach, TerminalClientMessage, TerminalDetach
 from .rpc import answer
 from .runner import Channel
 
@@ -35,6 +35,7 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
     """
     from miso_runtime.agents.backend import AgentsBackend, SessionRecords
     from miso_runtime.agents.config import AgentsConfigStore
+    from miso_runtime.agents.terminal_hub import TerminalHub
     from miso_runtime.agents.tmux_sessions import TmuxSessions
     from miso_runtime.agents.workspaces import WorkspaceManager
 
@@ -49,10 +50,12 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
         status_timeout_s=config.sessions.git_status_timeout_ms / 1000 or None,
     )
     publisher = _StatePublisher(channel)
+    tmux = TmuxSessions(options["tmux_socket"])
+    terminals = TerminalHub(tmux, channel.send)
     backend = AgentsBackend(
         config,
         workspaces,
-        TmuxSessions(options["tmux_socket"]),
+        tmux,
         SessionRecords(Path(options["sessions_file"])),
         on_change=lambda: publisher.publish(backend.state()),
     )
@@ -73,6 +76,7 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
         "rename": backend.rename,
         "scan": backend.scan,
         "check_branch_conflict": backend.check_branch_conflict,
+        "session_status": backend.session_status,
         "reload_config": reload_config,
     }
     stop = threading.Event()
@@ -85,12 +89,19 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
                 break
             if isinstance(command, Call):
                 pool.submit(lambda call=command: channel.send(answer(methods, call)))
+            elif isinstance(command, TerminalClientMessage):
+                terminals.message(command)  # in order, on this thread: keystrokes must not overtake
+            elif isinstance(command, TerminalAttach):
+                pool.submit(terminals.attach, command)
+            elif isinstance(command, TerminalDetach):
+                terminals.detach(command.stream_id)
             else:
                 logger.warning("agents worker ignores %s", type(command).__name__)
     except EOFError:
         pass
     finally:
         stop.set()
+        terminals.close_all()
         pool.shutdown(wait=False, cancel_futures=True)
         backend.git.close(timeout=1.0)
     logger.info("agents worker %d exiting (tmux sessions keep running)", os.getpid())

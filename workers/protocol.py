@@ -115,6 +115,38 @@ class Call:
     args: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TerminalAttach:
+    """Follow a session's terminal as stream ``stream_id`` (one per ``/ws/terminal`` client).
+
+    ``last_seq``/``epoch``: what a reconnecting client already has (it then gets only what it
+    missed); ``seed_lines``: scrollback lines in the first ``full``.
+    """
+
+    stream_id: str
+    session_id: str
+    seed_lines: int
+    last_seq: int | None = None
+    epoch: str | None = None
+
+
+@dataclass(frozen=True)
+class TerminalClientMessage:
+    """A client message of a terminal stream: ``input`` (raw text), ``resize`` (cols, rows),
+    ``pause`` or ``resume``."""
+
+    stream_id: str
+    type: str
+    data: str = ""
+    cols: int = 0
+    rows: int = 0
+
+
+@dataclass(frozen=True)
+class TerminalDetach:
+    stream_id: str
+
+
 # --- events: worker -> server --------------------------------------------------------------
 
 
@@ -270,6 +302,16 @@ class AgentsState:
     workspaces: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class TerminalOut:
+    """A message for one terminal client (``{"type", "content", "seq"}``, ``epoch`` on ``full``);
+    ``final`` when the stream ends with it (displaced, reconnect, closed, or refused)."""
+
+    stream_id: str
+    message: dict[str, Any]
+    final: bool = False
+
+
 Command = (
     Shutdown
     | LoadModel
@@ -282,6 +324,9 @@ Command = (
     | CancelRetry
     | ConfigurePipeline
     | Call
+    | TerminalAttach
+    | TerminalClientMessage
+    | TerminalDetach
 )
 Event = (
     WorkerStarted
@@ -301,6 +346,7 @@ Event = (
     | CaptureEnded
     | CallDone
     | AgentsState
+    | TerminalOut
 )
 
 

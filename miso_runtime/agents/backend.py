@@ -270,5 +270,12 @@ class AgentsBackend:
         self._on_change()
         return result.counts()
 
+    def session_status(self, session_id: str) -> dict[str, Any]:
+        """Whether a session is known and whether its command still runs (``/ws/terminal`` asks first)."""
+        if self.records.get(session_id) is None:
+            return {"exists": False, "running": False}
+        info = self._sessions_by_name().get(session_name_for(session_id))
+        return {"exists": info is not None, "running": bool(info and info.running)}
+
     def check_branch_conflict(self, repo: str, branch: str) -> dict[str, Any]:
         return self.workspaces.check_branch_conflict(repo, branch).to_dict()

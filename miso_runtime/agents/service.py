@@ -99,6 +99,9 @@ class AgentsService:
     def rename(self, session_id: str, nickname: str) -> dict[str, Any]:
         return self._rpc.call("rename", CALL_TIMEOUT_S, session_id=session_id, nickname=nickname)
 
+    def session_status(self, session_id: str) -> dict[str, Any]:
+        return self._rpc.call("session_status", CALL_TIMEOUT_S, session_id=session_id)
+
     def config_saved(self) -> None:
         """Tell the worker to read the config again (a down worker reads it when it starts)."""
         try:

@@ -20,6 +20,7 @@ from .faces import (
     miso,
     openai_compat,
     schmux,
+    schmux_ws,
     skill_auth,
     skill_history,
     skill_llm,
@@ -44,6 +45,7 @@ FACES: list[tuple[object, Envelope]] = [
     (skill_settings.blueprint, SKILL),
     (schmux.blueprint, SCHMUX),
     (schmux.config_blueprint, SCHMUX_TEXT),
+    (schmux_ws.blueprint, SCHMUX),
 ]
 
 _CODE_BY_STATUS = {

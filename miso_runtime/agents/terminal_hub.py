@@ -1,0 +1,125 @@
+"""The terminals of the agents worker: one control-mode stream per session, one follower per client.
+
+Each ``/ws/terminal`` client is a stream id in the worker. Its follower thread hands the
+:class:`~miso_runtime.agents.terminal.Subscription`'s events to the server as ``TerminalOut``
+messages; the server only relays them. A session's stream starts with its first client and
+closes with its last, so an idle runtime runs no control-mode process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from workers.protocol import Event, TerminalAttach, TerminalClientMessage, TerminalOut
+
+from ..errors import MisoError
+from .terminal import Subscription, TerminalStream
+from .tmux_sessions import TmuxSessions, session_name_for
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a follower waits for output before checking that its client is still there.
+FOLLOW_POLL_S = 0.5
+#: Largest terminal size a resize may ask for (tmux's own limit is 10000).
+MAX_COLS = 1000
+MAX_ROWS = 500
+
+
+class TerminalHub:
+    def __init__(self, tmux: TmuxSessions, send: Callable[[Event], None]) -> None:
+        self._tmux = tmux
+        self._send = send
+        self._lock = threading.Lock()
+        self._streams: dict[str, TerminalStream] = {}
+        self._clients: dict[str, tuple[str, Subscription]] = {}
+
+    def attach(self, command: TerminalAttach) -> None:
+        """Start following; a session that is gone or has exited is refused (404 or 410)."""
+        name = session_name_for(command.session_id)
+        try:
+            info = self._tmux.get(name)
+            if not info.running:
+                raise MisoError(410, "session_not_running", "session not running")
+            with self._lock:
+                stream = self._streams.get(name)
+                if stream is None or stream.closed:
+                    stream = TerminalStream(self._tmux, name).start()
+                    self._streams[name] = stream
+            subscription = stream.subscribe(
+                last_seq=command.last_seq, epoch=command.epoch, scrollback_lines=command.seed_lines, displace=True
+            )
+        except MisoError as exc:
+            self._send(
+                TerminalOut(command.stream_id, {"type": "error", "status": exc.status, "content": exc.message}, True)
+            )
+            return
+        with self._lock:
+            self._clients[command.stream_id] = (name, subscription)
+        threading.Thread(target=self._follow, args=(command.stream_id, name, stream, subscription), daemon=True).start()
+
+    def _follow(self, stream_id: str, name: str, stream: TerminalStream, subscription: Subscription) -> None:
+        try:
+            while not subscription.done:
+                event = subscription.get(FOLLOW_POLL_S)
+                if event is None:
+                    continue
+                message = event.to_message()
+                if event.type == "full":
+                    message["epoch"] = stream.epoch
+                final = event.type in ("displaced", "reconnect", "closed")
+                self._send(TerminalOut(stream_id, message, final))
+                if final:
+                    break
+        except Exception as exc:  # noqa: BLE001 - end this client, never the worker
+            logger.exception("terminal %s: follower failed", name)
+            self._send(TerminalOut(stream_id, {"type": "reconnect", "content": f"terminal error: {exc}"}, True))
+        finally:
+            self._forget(stream_id)
+
+    def message(self, command: TerminalClientMessage) -> None:
+        with self._lock:
+            entry = self._clients.get(command.stream_id)
+            stream = self._streams.get(entry[0]) if entry else None
+        if entry is None or stream is None:
+            return
+        _name, subscription = entry
+        try:
+            if command.type == "input":
+                stream.send_input(command.data)
+            elif command.type == "resize":
+                stream.resize(max(1, min(command.cols, MAX_COLS)), max(1, min(command.rows, MAX_ROWS)))
+            elif command.type == "pause":
+                subscription.pause()
+            elif command.type == "resume":
+                subscription.resume()
+        except MisoError as exc:
+            self._send(TerminalOut(command.stream_id, {"type": "error", "content": exc.message}))
+
+    def detach(self, stream_id: str) -> None:
+        with self._lock:
+            entry = self._clients.get(stream_id)
+        if entry is not None:
+            entry[1].close()
+            self._forget(stream_id)
+
+    def _forget(self, stream_id: str) -> None:
+        """Drop a client; the last client of a session closes its control-mode stream."""
+        with self._lock:
+            entry = self._clients.pop(stream_id, None)
+            if entry is None:
+                return
+            name = entry[0]
+            still_used = any(other == name for other, _sub in self._clients.values())
+            stream = None if still_used else self._streams.pop(name, None)
+        if stream is not None:
+            stream.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            streams = list(self._streams.values())
+            self._streams.clear()
+            self._clients.clear()
+        for stream in streams:
+            stream.close()
