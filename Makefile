@@ -43,6 +43,7 @@ bench: install $(MODEL_STAMP)
 	$(BIN)/python bench/chat_stream.py
 	$(BIN)/python bench/llm_local.py
 	$(BIN)/python bench/neuro_pipeline.py
+	$(BIN)/python bench/terminal.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

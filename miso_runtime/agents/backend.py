@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import constants
 from ..errors import MisoError
 from ..settings_files import write_atomic
 from .config import AgentsConfig
@@ -189,7 +188,7 @@ class AgentsBackend:
                         plan.command,
                         workspace.path,
                         workspace_id=workspace.id,
-                        history_limit=constants.TMUX_HISTORY_LIMIT,
+                        history_limit=self.config.terminal.history_limit,
                         width=self.config.terminal.width,
                         height=self.config.terminal.height,
                     )

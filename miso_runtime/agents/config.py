@@ -75,6 +75,8 @@ class TerminalConfig(_Section):
     height: int = Field(default=constants.AGENTS_TERMINAL_HEIGHT, ge=5, le=500)
     seed_lines: int = Field(default=constants.AGENTS_TERMINAL_SEED_LINES, ge=0, le=100_000)
     bootstrap_lines: int = Field(default=constants.AGENTS_TERMINAL_BOOTSTRAP_LINES, ge=0, le=100_000)
+    #: Scrollback tmux keeps per session, lines (an addition to the contract's shape).
+    history_limit: int = Field(default=constants.TMUX_HISTORY_LIMIT, ge=100, le=1_000_000)
 
 
 class SessionsConfig(_Section):
