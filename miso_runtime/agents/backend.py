@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from ..errors import MisoError
 from ..settings_files import write_atomic
+from .branch_url import branch_url
 from .config import AgentsConfig
 from .git_status import GitStatus, StatusCache
 from .spawn import PlannedSession
@@ -140,18 +141,21 @@ class AgentsBackend:
                 )
             )
             sessions = sorted(by_workspace.get(workspace.id, []), key=lambda s: s["created_at"] or "")
-            answer.append(
-                {
-                    "id": workspace.id,
-                    "repo": workspace.repo,
-                    "branch": status.branch if status else workspace.branch,
-                    "path": workspace.path,
-                    "session_count": len(sessions),
-                    **git_fields,
-                    "sessions": sessions,
-                    "previews": [],
-                }
-            )
+            branch = status.branch if status else workspace.branch
+            entry = {
+                "id": workspace.id,
+                "repo": workspace.repo,
+                "branch": branch,
+                "path": workspace.path,
+                "session_count": len(sessions),
+                **git_fields,
+                "sessions": sessions,
+                "previews": [],
+            }
+            url = branch_url(workspace.repo, branch)
+            if url:
+                entry["git_branch_url"] = url
+            answer.append(entry)
         return answer
 
     def session_count(self) -> int:
