@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import socket
 import time
 
@@ -13,6 +12,7 @@ import pytest
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 from tests.sidecar import parse_sse
 from tests.standins import Script
+from tests.ws_client import JsonSocket
 
 
 def header(recorded, name: str) -> str | None:
@@ -326,21 +326,22 @@ def test_sse_headers_and_ids(sidecar):
 
 
 def test_chat_events_are_published_on_the_event_socket(sidecar):
-    from simple_websocket import Client
-
-    ws = Client.connect(f"ws://127.0.0.1:{sidecar.port}/v1/events?token={sidecar.token}")
+    ws = JsonSocket(sidecar.port, f"/v1/events?token={sidecar.token}")
     try:
-        first = json.loads(ws.receive(timeout=5))
+        first = ws.wait_for(lambda messages: messages and messages[0], timeout=5)
         assert first["type"] == "status" and set(first) == {"type", "ts_unix_ms", "correlation_id", "payload"}
         events = sidecar.stream_chat({"message": "hi"})
         thread_id = events[0][1]["thread_id"]
-        states = []
-        deadline = time.monotonic() + 5
-        while len(states) < 2 and time.monotonic() < deadline:
-            frame = json.loads(ws.receive(timeout=5))
-            if frame["type"] == "chat:stream" and frame["payload"]["thread_id"] == thread_id:
-                states.append(frame["payload"]["state"])
-        assert states == ["started", "complete"]
+
+        def states(messages):
+            found = [
+                m["payload"]["state"]
+                for m in messages
+                if m["type"] == "chat:stream" and m["payload"]["thread_id"] == thread_id
+            ]
+            return found if len(found) >= 2 else None
+
+        assert ws.wait_for(states, timeout=5) == ["started", "complete"]
     finally:
         ws.close()
 
