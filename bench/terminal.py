@@ -40,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from miso_runtime.agents.tmux_sessions import TmuxSessions  # noqa: E402
 from tests.gitrepo import bare_remote  # noqa: E402
 from tests.sidecar import Sidecar  # noqa: E402
 from tests.ws_client import JsonSocket  # noqa: E402
@@ -170,7 +171,7 @@ class Bench:
 
     def close(self) -> None:
         self.side.terminate()
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        TmuxSessions(self.socket).kill_server()
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from miso_runtime.agents.tmux_sessions import TmuxSessions
 from tests.eeg import wait_until
 from tests.gitrepo import bare_remote, git
 from tests.sidecar import Sidecar
@@ -32,7 +33,7 @@ def agent_script(tmp_path_factory) -> Path:
 def socket_name():
     name = f"miso-test-{uuid.uuid4().hex[:8]}"
     yield name
-    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True)
+    TmuxSessions(name).kill_server()  # and its socket file, which tmux 3.3 leaves behind
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import uuid
 import httpx
 import pytest
 
+from miso_runtime.agents.tmux_sessions import TmuxSessions
 from tests.eeg import wait_until
 from tests.gitrepo import bare_remote
 from tests.sidecar import Sidecar
@@ -31,7 +32,7 @@ def remote(tmp_path_factory):
 def socket_name():
     name = f"miso-term-{uuid.uuid4().hex[:8]}"
     yield name
-    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True)
+    TmuxSessions(name).kill_server()  # and its socket file, which tmux 3.3 leaves behind
 
 
 @pytest.fixture(scope="module")
