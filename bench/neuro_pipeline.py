@@ -109,7 +109,7 @@ from brainflow.board_shim import BoardShim, BrainFlowInputParams  # noqa: E402
 from brainflow.data_filter import DataFilter  # noqa: E402
 
 from miso_runtime.constants import BAND_NAMES, BANDS, CAPTURE_POLL_S, EVENT_EEG_BANDS  # noqa: E402
-from miso_runtime.neuro import StreamingFilter  # noqa: E402
+from miso_runtime.neuro.filters import StreamingFilter  # noqa: E402
 from miso_runtime.neuro.pipeline import BoardLayout, PipelineConfig, SignalPipeline  # noqa: E402
 from tests.eeg import EventsClient  # noqa: E402
 from tests.sidecar import Sidecar  # noqa: E402

@@ -8,19 +8,18 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from miso_runtime.constants import BANDS, SLIDING_BATCH_MAX_WINDOWS, TOTAL_POWER_RANGE_HZ
-from miso_runtime.neuro import (
-    BAND_NAMES,
+from miso_runtime.constants import BAND_NAMES, BANDS, SLIDING_BATCH_MAX_WINDOWS, TOTAL_POWER_RANGE_HZ
+from miso_runtime.neuro.bands import (
+    SCORE_NAMES,
     BandPowers,
-    ChannelQuality,
-    Epocher,
     SlidingBandPowers,
-    StreamingFilter,
-    assess_quality,
     band_powers,
     derived_scores,
+    derived_scores_array,
 )
-from miso_runtime.neuro.bands import SCORE_NAMES, derived_scores_array
+from miso_runtime.neuro.epochs import Epocher
+from miso_runtime.neuro.filters import StreamingFilter
+from miso_runtime.neuro.quality import ChannelQuality, assess_quality
 
 FS = 256.0
 N_CH = 4

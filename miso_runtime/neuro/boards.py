@@ -14,7 +14,7 @@ from typing import Any
 from brainflow.board_shim import BoardIds, BoardShim, BrainFlowError, BrainFlowInputParams
 
 from . import recording  # noqa: F401 - patches BrainFlow's library loader before first use
-from .pipeline import BoardLayout
+from .layout import BoardLayout
 
 logger = logging.getLogger(__name__)
 

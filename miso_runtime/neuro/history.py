@@ -19,8 +19,7 @@ from .. import constants
 from ..errors import MisoError
 from ..store.eeg import EPOCH_BANDS, EPOCH_SCORES, EpochRepository, SessionRecord, SessionRepository
 from .boards import BoardError, BoardParams, layout_of
-from .pipeline import PipelineConfig, SignalPipeline, channel_mean, epoch_means
-from .recording import read_recording
+from .layout import PipelineConfig
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +238,10 @@ class HistoryService:
 
     def csv_metrics(self, path_text: str, board_id: int | None) -> dict[str, Any]:
         """Run a recording file through the live pipeline and summarise it (blocking: call off the hub)."""
+        # The DSP stack (scipy) is imported here, in the threadpool, not at the server's start.
+        from .pipeline import SignalPipeline, channel_mean, epoch_means
+        from .recording import read_recording
+
         path = self.resolve_recording(path_text)
         root = self.data_dir.resolve()
         record: SessionRecord | None = self.sessions.by_recording_path(str(path.relative_to(root)))

@@ -39,7 +39,7 @@ from ..errors import MisoError
 from ..settings_files import SettingsFile
 from ..store.eeg import DeviceRepository, NewSession, SessionRecord, SessionRepository, SessionStatus
 from .boards import PLAYBACK_BOARD_ID, SYNTHETIC_BOARD_ID, BoardError, BoardParams, board_name, device_id, layout_of
-from .pipeline import PipelineConfig
+from .layout import PipelineConfig
 from .recording import recording_end
 from .settings import EpochConfig, FilterConfig, pipeline_config
 

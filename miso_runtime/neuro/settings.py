@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import constants
-from .pipeline import PipelineConfig
+from .layout import PipelineConfig
 
 #: Largest epoch overlap, seconds (0.9 of a 5 s epoch).
 MAX_OVERLAP_S = constants.EPOCH_MAX_OVERLAP_FRACTION * constants.EPOCH_DEFAULT_S
