@@ -7,6 +7,8 @@ never build HTTP responses themselves.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class MisoError(Exception):
     """An error with a status, a stable code and a human message.
@@ -42,3 +44,15 @@ def bad_request(message: str, code: str = "invalid_request") -> MisoError:
 def not_found(message: str, code: str = "not_found") -> MisoError:
     """A 404 for a resource that does not exist."""
     return MisoError(404, code, message)
+
+
+def describe_validation_error(error: ValidationError, whole: str = "body") -> str:
+    """One line naming each bad field and what is wrong with it, e.g. ``options.temperature: ...``.
+
+    ``whole`` names the object itself when the error is not about one field.
+    """
+    parts = []
+    for item in error.errors(include_url=False):
+        location = ".".join(str(part) for part in item["loc"]) or whole
+        parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)

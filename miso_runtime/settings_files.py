@@ -13,11 +13,11 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import MisoError
+from .errors import MisoError, describe_validation_error
 
 logger = logging.getLogger(__name__)
 
@@ -39,40 +39,71 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def describe_errors(error: ValidationError) -> str:
-    """``field: message; ...`` for a settings update that does not validate."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors(include_url=False))
+def merge_settings(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` over ``current``: objects merge key by key, anything else (lists too) replaces."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 class SettingsFile(Generic[ConfigT]):
-    """One settings model kept in one JSON file; partial updates, validated as a whole."""
+    """One settings model kept in one JSON file; partial updates, validated as a whole.
 
-    def __init__(self, path: Path, model: type[ConfigT]) -> None:
+    Parameters
+    ----------
+    path : Path
+        The JSON file (missing: the defaults).
+    model : type
+        The pydantic model of the settings.
+    default : callable, optional
+        The settings before any update (default: ``model()``); a stored file is read over them,
+        so fields added in a later version get their defaults.
+    invalid : callable, optional
+        Builds the exception for an update that does not validate, from its message (default:
+        a 422 ``invalid_request``, the skill-daemon contract's status).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        model: type[ConfigT],
+        *,
+        default: Callable[[], ConfigT] | None = None,
+        invalid: Callable[[str], Exception] | None = None,
+    ) -> None:
         self._path = path
         self._model = model
+        self._default = default or model
+        self._invalid = invalid or (lambda message: MisoError(422, "invalid_request", message))
         self._lock = threading.Lock()
         self._config = self._read()
 
     def _read(self) -> ConfigT:
+        defaults = self._default()
         if not self._path.is_file():
-            return self._model()
+            return defaults
         try:
-            return self._model.model_validate(json.loads(self._path.read_text(encoding="utf-8")))
-        except (ValueError, ValidationError) as exc:
+            stored = json.loads(self._path.read_text(encoding="utf-8"))
+            return self._model.model_validate(merge_settings(defaults.model_dump(), stored))
+        except (ValueError, TypeError, ValidationError) as exc:
             logger.warning("ignoring unreadable %s (using defaults): %s", self._path, exc)
-            return self._model()
+            return defaults
 
     def get(self) -> ConfigT:
         with self._lock:
             return self._config
 
     def update(self, changes: dict[str, Any]) -> ConfigT:
-        """Apply the fields given (others unchanged) and save; a combination that is invalid is a 422."""
+        """Apply the fields given (sections merge, others unchanged) and save; ``invalid`` if it does not validate."""
         with self._lock:
             try:
-                updated = self._model.model_validate({**self._config.model_dump(), **changes})
+                updated = self._model.model_validate(merge_settings(self._config.model_dump(), changes))
             except ValidationError as exc:
-                raise MisoError(422, "invalid_request", describe_errors(exc)) from None
+                raise self._invalid(describe_validation_error(exc, "settings")) from None
             write_atomic(self._path, updated.model_dump_json(indent=2))
             self._config = updated
             return updated

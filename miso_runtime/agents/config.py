@@ -10,17 +10,16 @@ set or not, so no response can leak one.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import constants
-from ..settings_files import write_atomic
+from ..settings_files import SettingsFile
 
 logger = logging.getLogger(__name__)
 
@@ -152,25 +151,6 @@ class AgentsConfig(_Section):
         return self
 
 
-def _merge(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``changes`` over ``current``: objects merge key by key, anything else replaces."""
-    merged = dict(current)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False):
-        location = ".".join(str(part) for part in item["loc"]) or "config"
-        parts.append(f"{location}: {item['msg']}")
-    return "; ".join(parts)
-
-
 @dataclass
 class UpdateResult:
     """What ``POST /api/config`` answers: saved, or saved with the workspace-path warning."""
@@ -199,29 +179,20 @@ class UpdateResult:
 
 
 class AgentsConfigStore:
-    """The config file of the coding agents, read once and replaced atomically on every update."""
+    """The config file of the coding agents (a :class:`SettingsFile`) and the contract's answers."""
 
     def __init__(self, path: Path, default_workspace_path: Path) -> None:
-        self._path = path
-        self._default_workspace_path = default_workspace_path
+        self._file = SettingsFile(
+            path,
+            AgentsConfig,
+            default=lambda: AgentsConfig(workspace_path=str(default_workspace_path)),
+            invalid=ConfigError,
+        )
         self._lock = threading.Lock()
-        self._config = self._read()
         self.needs_restart = False
 
-    def _read(self) -> AgentsConfig:
-        defaults = AgentsConfig(workspace_path=str(self._default_workspace_path))
-        if not self._path.is_file():
-            return defaults
-        try:
-            stored = json.loads(self._path.read_text(encoding="utf-8"))
-            return AgentsConfig.model_validate(_merge(defaults.model_dump(), stored))
-        except (ValueError, ValidationError) as exc:
-            logger.warning("ignoring unreadable %s (using defaults): %s", self._path, exc)
-            return defaults
-
     def get(self) -> AgentsConfig:
-        with self._lock:
-            return self._config
+        return self._file.get()
 
     def update(self, changes: dict[str, Any]) -> UpdateResult:
         """Apply ``changes`` (any subset of the contract's fields) and save; ConfigError if invalid."""
@@ -229,17 +200,12 @@ class AgentsConfigStore:
             raise ConfigError("the body must be a JSON object")
         changes = {k: v for k, v in changes.items() if k != "needs_restart"}
         with self._lock:
-            current = self._config
-            try:
-                updated = AgentsConfig.model_validate(_merge(current.model_dump(), changes))
-            except ValidationError as exc:
-                raise ConfigError(_describe(exc)) from None
-            warnings = []
-            if updated.workspace_path and not Path(updated.workspace_path).expanduser().exists():
-                warnings.append(f"workspace_path {updated.workspace_path} does not exist yet; it is created on use")
-            write_atomic(self._path, updated.model_dump_json(indent=2))
-            self._config = updated
-            moved = updated.workspace_path != current.workspace_path
-            if moved:
-                self.needs_restart = True
-            return UpdateResult(updated, moved, warnings)
+            previous = self._file.get()
+            updated = self._file.update(changes)
+        warnings = []
+        if updated.workspace_path and not Path(updated.workspace_path).expanduser().exists():
+            warnings.append(f"workspace_path {updated.workspace_path} does not exist yet; it is created on use")
+        moved = updated.workspace_path != previous.workspace_path
+        if moved:
+            self.needs_restart = True
+        return UpdateResult(updated, moved, warnings)

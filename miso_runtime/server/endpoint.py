@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from spectree import Response as SpecResponse
 
 from ..auth import Access
-from ..errors import MisoError
+from ..errors import MisoError, describe_validation_error
 from .openapi import spec
 
 ACCESS_ATTRIBUTE = "miso_access"
@@ -26,15 +26,6 @@ BODY_ATTRIBUTE = "miso_body"
 
 View = TypeVar("View", bound=Callable[..., Any])
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """One line naming each bad field and what is wrong with it, e.g. ``options.temperature: ...``."""
-    parts = []
-    for item in error.errors(include_url=False):
-        location = ".".join(str(part) for part in item["loc"]) or "body"
-        parts.append(f"{location}: {item['msg']}")
-    return "; ".join(parts)
 
 
 def _validation_status() -> int:
