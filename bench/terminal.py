@@ -82,7 +82,7 @@ class Bench:
 
     def terminal(self, session_id: str) -> JsonSocket:
         client = JsonSocket(self.side.port, f"/ws/terminal/{session_id}?token={self.side.token}")
-        client.wait_for(lambda ms: ms and ms[0]["type"] == "full")
+        client.wait_messages(lambda ms: ms and ms[0]["type"] == "full")
         return client
 
     # --- (1) echo ---------------------------------------------------------------------------
@@ -96,7 +96,9 @@ class Bench:
                 seen = len(client.messages)
                 started = time.perf_counter()
                 client.send({"type": "input", "data": key})
-                client.wait_for(lambda ms, n=seen, k=key: any(k in m.get("content", "") for m in ms[n:]), timeout=5)
+                client.wait_messages(
+                    lambda ms, n=seen, k=key: any(k in m.get("content", "") for m in ms[n:]), timeout=5
+                )
                 if i >= 5:  # the first few warm the path up
                     times.append((time.perf_counter() - started) * 1000)
                 if i % 60 == 59:
@@ -142,7 +144,7 @@ class Bench:
             client.send(
                 {"type": "input", "data": f"cat {shlex.quote(str(payload))}; echo {marker[:3]}''{marker[3:]}\r"}
             )
-            client.wait_for(lambda ms: any(marker in m.get("content", "") for m in ms[-3:]), timeout=300)
+            client.wait_messages(lambda ms: any(marker in m.get("content", "") for m in ms[-3:]), timeout=300)
             seconds = time.perf_counter() - started
             received = sum(len(m["content"]) for m in client.messages if m["type"] == "append")
         finally:

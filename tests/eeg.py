@@ -3,9 +3,6 @@ written in BrainFlow's file format for the playback board to replay."""
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -13,102 +10,49 @@ from typing import Any, Callable
 import numpy as np
 from brainflow.board_shim import BoardShim
 from brainflow.data_filter import DataFilter
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, Message, Request
 
 import miso_runtime.neuro.recording  # noqa: F401 - lets BrainFlow find its libraries
+from tests.ws_client import JsonSocket
 
 SYNTHETIC = -1
 PLAYBACK = -3
 GANGLION = 1
 
 
-def open_websocket(port: int, path: str, receive_buffer_bytes: int | None = None) -> tuple[socket.socket, WSConnection]:
-    """A WebSocket handshake on a plain socket; returns the socket and the wsproto connection.
-
-    Why not simple-websocket's client: it parses only the handshake from its first read, so a
-    frame the server sends right after accepting waits in its buffer until another arrives.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if receive_buffer_bytes is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
-    sock.connect(("127.0.0.1", port))
-    connection = WSConnection(ConnectionType.CLIENT)
-    sock.sendall(connection.send(Request(host=f"127.0.0.1:{port}", target=path)))
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError(f"{path}: the server closed the connection during the handshake")
-        connection.receive_data(data)
-        for event in connection.events():
-            if isinstance(event, AcceptConnection):
-                return sock, connection
-            raise ConnectionError(f"{path}: handshake refused: {event}")
-
-
-class EventsClient:
-    """A `/v1/events` WebSocket client that reads in a thread and keeps every event with its arrival time."""
+class EventsClient(JsonSocket):
+    """A `/v1/events` client: every event with its arrival time, looked up by type."""
 
     def __init__(self, port: int, token: str) -> None:
-        self.sock, self._connection = open_websocket(port, f"/v1/events?token={token}")
-        self.events: list[tuple[float, dict[str, Any]]] = []
-        self.close_code: int | None = None
-        self._lock = threading.Condition()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
+        super().__init__(port, f"/v1/events?token={token}")
 
-    def _read(self) -> None:
-        parts: list[str] = []
-        try:
-            while True:
-                for event in self._connection.events():
-                    if isinstance(event, CloseConnection):
-                        self.close_code = event.code
-                        return
-                    if isinstance(event, Message):
-                        parts.append(event.data)
-                        if event.message_finished:
-                            with self._lock:
-                                self.events.append((time.time(), json.loads("".join(parts))))
-                                self._lock.notify_all()
-                            parts = []
-                data = self.sock.recv(65536)
-                if not data:
-                    return
-                self._connection.receive_data(data)
-        except OSError:
-            pass
+    @property
+    def events(self) -> list[tuple[float, dict[str, Any]]]:
+        return self.received
 
     def of_type(self, kind: str, since: float = 0.0) -> list[dict[str, Any]]:
         with self._lock:
-            return [event for at, event in self.events if event["type"] == kind and at >= since]
+            return [event for at, event in self.received if event["type"] == kind and at >= since]
 
     def arrivals(self, kind: str) -> list[float]:
         with self._lock:
-            return [at for at, event in self.events if event["type"] == kind]
+            return [at for at, event in self.received if event["type"] == kind]
 
     def wait_for(
         self, kind: str, predicate: Callable[[dict], bool] = lambda _e: True, timeout: float = 15.0, since: float = 0.0
     ) -> dict[str, Any]:
         """The first event of ``kind`` (arrived after ``since``) that matches, waiting up to ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while True:
-                for at, event in self.events:
-                    if at >= since and event["type"] == kind and predicate(event["payload"]):
-                        return event
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = sorted({event["type"] for _at, event in self.events})
-                    raise AssertionError(f"no {kind} event within {timeout} s (seen: {seen})")
-                self._lock.wait(left)
 
-    def close(self) -> None:
+        def first_match(_messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+            for at, event in self.received:
+                if at >= since and event["type"] == kind and predicate(event["payload"]):
+                    return event
+            return None
+
         try:
-            self.sock.sendall(self._connection.send(CloseConnection(code=1000)))
-        except Exception:  # noqa: BLE001 - already closed by the server
-            pass
-        self.sock.close()
+            return self.wait_messages(first_match, timeout)
+        except AssertionError:
+            seen = sorted({event["type"] for _at, event in self.received})
+            raise AssertionError(f"no {kind} event within {timeout} s (seen: {seen})") from None
 
 
 def write_recording(path: Path, board_id: int, eeg_uv: np.ndarray, start_s: float | None = None) -> Path:

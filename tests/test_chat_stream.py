@@ -328,7 +328,7 @@ def test_sse_headers_and_ids(sidecar):
 def test_chat_events_are_published_on_the_event_socket(sidecar):
     ws = JsonSocket(sidecar.port, f"/v1/events?token={sidecar.token}")
     try:
-        first = ws.wait_for(lambda messages: messages and messages[0], timeout=5)
+        first = ws.wait_messages(lambda messages: messages and messages[0], timeout=5)
         assert first["type"] == "status" and set(first) == {"type", "ts_unix_ms", "correlation_id", "payload"}
         events = sidecar.stream_chat({"message": "hi"})
         thread_id = events[0][1]["thread_id"]
@@ -341,7 +341,7 @@ def test_chat_events_are_published_on_the_event_socket(sidecar):
             ]
             return found if len(found) >= 2 else None
 
-        assert ws.wait_for(states, timeout=5) == ["started", "complete"]
+        assert ws.wait_messages(states, timeout=5) == ["started", "complete"]
     finally:
         ws.close()
 

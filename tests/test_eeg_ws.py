@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from tests.eeg import PLAYBACK, SYNTHETIC, EventsClient, open_websocket, sine_eeg, wait_until, write_recording
+from tests.eeg import PLAYBACK, SYNTHETIC, EventsClient, sine_eeg, wait_until, write_recording
 from tests.sidecar import Sidecar
+from tests.ws_client import open_websocket
 
 HOP_SAMPLES = 62  # 0.25 s at 250 Hz, rounded
 

@@ -37,7 +37,7 @@ def test_gunicorn_serves_http_sse_and_websocket(gunicorn_sidecar, openai_standin
     # Our wsproto client: simple-websocket's holds back a frame that arrives with the handshake.
     ws = JsonSocket(side.port, f"/v1/events?token={side.token}")
     try:
-        first = ws.wait_for(lambda messages: messages and messages[0], timeout=5)
+        first = ws.wait_messages(lambda messages: messages and messages[0], timeout=5)
         assert first["type"] == "status"
     finally:
         ws.close()

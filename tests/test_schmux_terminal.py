@@ -64,12 +64,12 @@ def types(messages):
 def test_full_then_typed_commands_echo_back_with_utf8_and_colour_intact(side, shell_session):
     client = terminal(side, shell_session)
     try:
-        first = client.wait_for(lambda ms: ms and ms[0])
+        first = client.wait_messages(lambda ms: ms and ms[0])
         assert first["type"] == "full" and isinstance(first["seq"], int) and first["epoch"]
         client.send({"type": "input", "data": "echo hel''lo-$((6*7))\r"})
-        client.wait_for(lambda ms: "hello-42" in client.text())
+        client.wait_messages(lambda ms: "hello-42" in client.text())
         client.send({"type": "input", "data": "printf '\\033[31mred\\033[0m h\\303\\251llo \\342\\234\\223\\n'\r"})
-        client.wait_for(lambda ms: "\x1b[31mred\x1b[0m héllo ✓" in client.text())
+        client.wait_messages(lambda ms: "\x1b[31mred\x1b[0m héllo ✓" in client.text())
         appends = [m for m in client.messages if m["type"] == "append"]
         assert [m["seq"] for m in appends] == sorted(m["seq"] for m in appends)
         assert all("\ufffd" not in m["content"] for m in appends)  # no UTF-8 character was split
@@ -80,7 +80,7 @@ def test_full_then_typed_commands_echo_back_with_utf8_and_colour_intact(side, sh
 def test_resize_changes_the_pane(side, shell_session, socket_name):
     client = terminal(side, shell_session)
     try:
-        client.wait_for(lambda ms: ms)
+        client.wait_messages(lambda ms: ms)
         client.send({"type": "resize", "data": '{"cols": 100, "rows": 30}'})
 
         def width() -> str:
@@ -103,14 +103,14 @@ def test_resize_changes_the_pane(side, shell_session, socket_name):
 
 def test_a_second_viewer_displaces_the_first(side, shell_session):
     first = terminal(side, shell_session)
-    first.wait_for(lambda ms: ms)
+    first.wait_messages(lambda ms: ms)
     second = terminal(side, shell_session)
     try:
-        second.wait_for(lambda ms: ms and ms[0]["type"] == "full")
-        first.wait_for(lambda ms: "displaced" in types(ms))
+        second.wait_messages(lambda ms: ms and ms[0]["type"] == "full")
+        first.wait_messages(lambda ms: "displaced" in types(ms))
         wait_until(lambda: first.close_code is not None, timeout=5)
         second.send({"type": "input", "data": "echo still-here\r"})
-        second.wait_for(lambda ms: "still-here" in second.text())
+        second.wait_messages(lambda ms: "still-here" in second.text())
     finally:
         first.close()
         second.close()
@@ -119,7 +119,7 @@ def test_a_second_viewer_displaces_the_first(side, shell_session):
 def test_pause_buffers_and_resume_loses_nothing(side, shell_session):
     client = terminal(side, shell_session)
     try:
-        client.wait_for(lambda ms: ms)
+        client.wait_messages(lambda ms: ms)
         client.send({"type": "pause"})
         time.sleep(0.2)
         before = len(client.messages)
@@ -127,7 +127,7 @@ def test_pause_buffers_and_resume_loses_nothing(side, shell_session):
         time.sleep(1.0)
         assert len(client.messages) == before  # nothing while paused
         client.send({"type": "resume"})
-        client.wait_for(lambda ms: "END-OF-SEQ\r\n" in client.text() or "END-OF-SEQ\n" in client.text())
+        client.wait_messages(lambda ms: "END-OF-SEQ\r\n" in client.text() or "END-OF-SEQ\n" in client.text())
         output = client.text()
         assert " ".join(str(i) for i in range(1, 3001)) in output.replace("\r\n", "")
     finally:
@@ -136,23 +136,23 @@ def test_pause_buffers_and_resume_loses_nothing(side, shell_session):
 
 def test_reconnect_with_last_seq_gets_only_what_was_missed(side, shell_session):
     client = terminal(side, shell_session)
-    client.wait_for(lambda ms: ms)
+    client.wait_messages(lambda ms: ms)
     client.send({"type": "input", "data": "echo before-gap\r"})
-    client.wait_for(lambda ms: "before-gap" in client.text())
+    client.wait_messages(lambda ms: "before-gap" in client.text())
     time.sleep(0.3)
     last = client.messages[-1]
     epoch = next(m["epoch"] for m in client.messages if m["type"] == "full")
     client.close()
     other = terminal(side, shell_session)  # types while the first is away, then leaves
-    other.wait_for(lambda ms: ms)
+    other.wait_messages(lambda ms: ms)
     other.send({"type": "input", "data": "echo during-gap\r"})
-    other.wait_for(lambda ms: "during-gap\r\n" in other.text())
+    other.wait_messages(lambda ms: "during-gap\r\n" in other.text())
     time.sleep(0.3)
     other_last_seq = other.messages[-1]["seq"]
     other.close()
     back = terminal(side, shell_session, f"&last_seq={last['seq']}&epoch={epoch}")
     try:
-        back.wait_for(lambda ms: any(m["type"] == "append" and "during-gap" in m["content"] for m in ms))
+        back.wait_messages(lambda ms: any(m["type"] == "append" and "during-gap" in m["content"] for m in ms))
         assert back.messages[0]["type"] == "append"  # no full screen: only what it missed
         assert back.messages[-1]["seq"] >= other_last_seq
     finally:
@@ -162,16 +162,16 @@ def test_reconnect_with_last_seq_gets_only_what_was_missed(side, shell_session):
 def test_malformed_messages_get_an_error_and_the_socket_stays(side, shell_session):
     client = terminal(side, shell_session)
     try:
-        client.wait_for(lambda ms: ms)
+        client.wait_messages(lambda ms: ms)
         client.send_text("not json")
         client.send({"type": "teleport"})
         client.send({"type": "resize", "data": '{"cols": -1, "rows": 2}'})
         client.send({"type": "input", "data": 5})
-        errors = client.wait_for(lambda ms: len([m for m in ms if m["type"] == "error"]) >= 4 and ms)
+        errors = client.wait_messages(lambda ms: len([m for m in ms if m["type"] == "error"]) >= 4 and ms)
         contents = " ".join(m["content"] for m in errors if m["type"] == "error")
         assert "malformed message" in contents and "teleport" in contents and "cols" in contents
         client.send({"type": "input", "data": "echo alive\r"})
-        client.wait_for(lambda ms: "alive" in client.text())
+        client.wait_messages(lambda ms: "alive" in client.text())
     finally:
         client.close()
 
@@ -197,7 +197,7 @@ def test_unknown_and_finished_sessions_are_refused_before_the_upgrade(side, remo
 def test_dashboard_sends_the_state_then_each_change(side, remote):
     board = JsonSocket(side.port, f"/ws/dashboard?token={side.token}")
     try:
-        first = board.wait_for(lambda ms: ms and ms[0])
+        first = board.wait_messages(lambda ms: ms and ms[0])
         assert first["type"] == "sessions" and isinstance(first["workspaces"], list)
         spawned = side.post("/api/spawn", json={"repo": str(remote), "branch": "dash", "targets": {"shell": 1}}).json()
         session_id = spawned[0]["session_id"]
@@ -207,8 +207,10 @@ def test_dashboard_sends_the_state_then_each_change(side, remote):
                 predicate(s) for m in ms[1:] if m["type"] == "sessions" for w in m["workspaces"] for s in w["sessions"]
             )
 
-        board.wait_for(lambda ms: shows(ms, lambda s: s["id"] == session_id), timeout=5)
+        board.wait_messages(lambda ms: shows(ms, lambda s: s["id"] == session_id), timeout=5)
         side.http.put(f"/api/sessions-nickname/{session_id}", json={"nickname": "dashed"}, headers=side.auth)
-        board.wait_for(lambda ms: shows(ms, lambda s: s["id"] == session_id and s["nickname"] == "dashed"), timeout=5)
+        board.wait_messages(
+            lambda ms: shows(ms, lambda s: s["id"] == session_id and s["nickname"] == "dashed"), timeout=5
+        )
     finally:
         board.close()

@@ -3,19 +3,43 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from typing import Any, Callable
 
-from wsproto.events import CloseConnection, Message, TextMessage
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, Message, Request, TextMessage
 
-from tests.eeg import open_websocket
+
+def open_websocket(port: int, path: str, receive_buffer_bytes: int | None = None) -> tuple[socket.socket, WSConnection]:
+    """A WebSocket handshake on a plain socket; returns the socket and the wsproto connection.
+
+    Why not simple-websocket's client: it parses only the handshake from its first read, so a
+    frame the server sends right after accepting waits in its buffer until another arrives.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer_bytes is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
+    sock.connect(("127.0.0.1", port))
+    connection = WSConnection(ConnectionType.CLIENT)
+    sock.sendall(connection.send(Request(host=f"127.0.0.1:{port}", target=path)))
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError(f"{path}: the server closed the connection during the handshake")
+        connection.receive_data(data)
+        for event in connection.events():
+            if isinstance(event, AcceptConnection):
+                return sock, connection
+            raise ConnectionError(f"{path}: handshake refused: {event}")
 
 
 class JsonSocket:
     def __init__(self, port: int, path: str) -> None:
         self.sock, self._connection = open_websocket(port, path)
-        self.messages: list[dict[str, Any]] = []
+        #: ``(arrival time, message)`` of everything received, in order.
+        self.received: list[tuple[float, dict[str, Any]]] = []
         self.close_code: int | None = None
         self._lock = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -34,7 +58,7 @@ class JsonSocket:
                         parts.append(event.data)
                         if event.message_finished:
                             with self._lock:
-                                self.messages.append(json.loads("".join(parts)))
+                                self.received.append((time.time(), json.loads("".join(parts))))
                                 self._lock.notify_all()
                             parts = []
                 data = self.sock.recv(65536)
@@ -47,30 +71,36 @@ class JsonSocket:
         except OSError:
             pass
 
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [message for _at, message in self.received]
+
     def send(self, message: dict[str, Any]) -> None:
         self.sock.sendall(self._connection.send(TextMessage(json.dumps(message))))
 
     def send_text(self, text: str) -> None:
         self.sock.sendall(self._connection.send(TextMessage(text)))
 
-    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], Any], timeout: float = 10.0) -> Any:
+    def wait_messages(self, predicate: Callable[[list[dict[str, Any]]], Any], timeout: float = 10.0) -> Any:
         """Wait until ``predicate(messages so far)`` is truthy; return its value."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
-                value = predicate(list(self.messages))
+                value = predicate([message for _at, message in self.received])
                 if value:
                     return value
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"condition not met within {timeout} s; got {self.messages[-5:]}")
+                    last = [message for _at, message in self.received[-5:]]
+                    raise AssertionError(f"condition not met within {timeout} s; got {last}")
                 self._lock.wait(left)
 
     def text(self) -> str:
         """Everything the terminal showed: the last ``full`` and every ``append`` after it."""
         with self._lock:
             out = ""
-            for message in self.messages:
+            for _at, message in self.received:
                 if message.get("type") == "full":
                     out = message["content"]
                 elif message.get("type") == "append":
