@@ -420,6 +420,9 @@ TERMINAL_MAX_APPEND_BYTES = 256 * 1024
 #: Longest escape sequence held back so a chunk does not end inside it; longer ones are let
 #: through split (OSC 52 clipboard writes carry base64 of the whole copied text).
 TERMINAL_MAX_PENDING_ESCAPE_BYTES = 256 * 1024
+#: Seconds a session's terminal stream stays open after its last viewer leaves, so a viewer
+#: that reconnects within them gets only the output it missed (not a whole new screen).
+TERMINAL_LINGER_S = 30.0
 #: Seconds a control-mode client may take to attach, and to exit once asked to.
 TERMINAL_ATTACH_TIMEOUT_S = 5.0
 TERMINAL_CLOSE_TIMEOUT_S = 2.0

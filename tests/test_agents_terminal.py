@@ -28,7 +28,9 @@ from miso_runtime.agents.terminal import (
     TerminalEvent,
     TerminalStream,
 )
+from miso_runtime.agents.terminal_hub import TerminalHub
 from miso_runtime.agents.tmux_sessions import SessionNotFoundError, TmuxSessions
+from workers.protocol import TerminalAttach, TerminalClientMessage, TerminalOut
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -373,31 +375,85 @@ def test_full_redraw_reproduces_the_pane(tmux, open_stream, tmp_path, alternate)
         assert "on alt" in snap.screen and "main" in snap.saved_screen
 
 
+def lines_seen(full: TerminalEvent, streamed: bytes) -> tuple[list[int], int]:
+    """Numbers of the ``line<N>`` a client sees: in its ``full`` up to the cursor, then in
+    what was streamed after it; and how many of them the ``full`` showed."""
+    snap = full.snapshot
+    rows = snap.screen.split("\n")
+    shown = snap.history.split("\n") if snap.history else []
+    shown += rows[: snap.cursor_y] + [rows[snap.cursor_y][: snap.cursor_x]]
+    text = "\n".join(shown) + streamed.decode().replace("\r\n", "\n")
+    in_snapshot = len([line for line in shown if line.startswith("line")])
+    return [int(m) for m in re.findall(r"^line(\d+)$", text, re.M)], in_snapshot
+
+
+def shown_and_streamed_lines(sub: Subscription, done: bytes) -> tuple[list[int], int]:
+    full = sub.get(5)
+    streamed, _ = collect(sub, lambda d: done in d, timeout=15)
+    return lines_seen(full, streamed)
+
+
 @needs_tmux
 def test_no_gap_and_no_duplicate_between_snapshot_and_stream(tmux, open_stream, tmp_path):
-    """Clients join while a program prints: snapshot + stream must hold every line exactly once."""
+    """Clients join programs that print fast, at different moments: snapshot + stream must hold
+    every line exactly once."""
+    count = 3000
+    producer = f"import time\nfor i in range(1, {count + 1}):\n    print(f'line{{i}}', flush=True)\n"
+    producer += "    time.sleep(0.0003)\nprint('producer-done', flush=True)\ntime.sleep(60)\n"
+    in_snapshot = []
+    for delay in (0.0, 0.15, 0.3, 0.45, 0.6):
+        name = f"busy{int(delay * 100)}"
+        tmux.create(name, [sys.executable, "-u", "-c", producer], tmp_path, history_limit=50_000, height=10)
+        stream = open_stream(name)
+        time.sleep(delay)
+        got, shown = shown_and_streamed_lines(stream.subscribe(scrollback_lines=50_000), b"producer-done")
+        assert got == list(range(1, count + 1))
+        in_snapshot.append(shown)
+    assert any(0 < n < count for n in in_snapshot), in_snapshot  # some client joined mid-output
+
+
+@needs_tmux
+def test_a_new_snapshot_redraws_the_other_clients_and_loses_nothing(tmux, open_stream, tmp_path):
+    """Each snapshot starts a new pipe (tmux drops what the old one still held): clients of the
+    old one get the new ``full`` and go on from it, still with every line exactly once."""
     count = 3000
     producer = f"import time\nfor i in range(1, {count + 1}):\n    print(f'line{{i}}', flush=True)\n"
     producer += "    time.sleep(0.0003)\nprint('producer-done', flush=True)\ntime.sleep(60)\n"
     tmux.create("busy", [sys.executable, "-u", "-c", producer], tmp_path, history_limit=50_000, height=10)
     stream = open_stream("busy")
-    subs = []
-    for _ in range(4):
-        subs.append(stream.subscribe(scrollback_lines=50_000))
-        time.sleep(0.15)
-    in_snapshot = []
-    for sub in subs:
-        full = sub.get(5)
-        snap = full.snapshot
-        rows = snap.screen.split("\n")
-        shown = snap.history.split("\n") if snap.history else []
-        shown += rows[: snap.cursor_y] + [rows[snap.cursor_y][: snap.cursor_x]]  # up to the cursor
-        streamed, _ = collect(sub, lambda d: b"producer-done" in d, timeout=15)
-        text = "\n".join(shown) + streamed.decode().replace("\r\n", "\n")
-        got = [int(m) for m in re.findall(r"^line(\d+)$", text, re.M)]
-        assert got == list(range(1, count + 1))
-        in_snapshot.append(len([line for line in shown if line.startswith("line")]))
-    assert any(0 < n < count for n in in_snapshot), in_snapshot  # some client joined mid-output
+    first = stream.subscribe(scrollback_lines=50_000)
+    assert first.get(5).type == "full"
+    epoch = first.epoch
+    time.sleep(0.3)
+    second = stream.subscribe(scrollback_lines=50_000)  # mid-output, not displacing
+    events = []
+    while not events or b"producer-done" not in events[-1].data:
+        event = first.get(5)
+        assert event is not None and event.type in ("append", "full")
+        events.append(event)
+    redraws = [i for i, e in enumerate(events) if e.type == "full"]
+    assert len(redraws) == 1 and first.epoch == stream.epoch != epoch
+    redraw = events[redraws[0]]
+    assert redraw.content == second.get(5).content  # the same redraw as the new client's
+    after_redraw = b"".join(e.data for e in events[redraws[0] + 1 :])
+    assert lines_seen(redraw, after_redraw)[0] == list(range(1, count + 1))
+    streamed, _ = collect(second, lambda d: b"producer-done" in d, timeout=15)
+    assert streamed == after_redraw
+
+
+@needs_tmux
+def test_someone_else_taking_the_pipe_makes_clients_resync(tmux, open_stream, tmp_path):
+    name = shell(tmux, tmp_path)
+    stream = open_stream(name)
+    sub = stream.subscribe()
+    sub.get(5)
+    tmux.run("pipe-pane", "-t", tmux.target(name), "cat >/dev/null")  # replaces ours
+    event = sub.get(5)
+    assert event.type == "reconnect" and sub.done
+    again = stream.subscribe(last_seq=event.seq, epoch=sub.epoch)  # a fresh full, a working pipe
+    assert again.get(5).type == "full"
+    stream.send_input("echo back-$((2*4))\r")
+    collect(again, lambda d: b"back-8\r\n" in d)
 
 
 @needs_tmux
@@ -428,7 +484,7 @@ def test_reconnect_too_late_gets_a_fresh_full(tmux, open_stream, tmp_path):
     last_seq = first.last_seq
     first.close()
     stream.send_input("seq 1 3000; echo gone-$((4))\r")
-    wait_until(lambda: stream.snapshot(0).screen.count("gone-4") == 1)
+    wait_until(lambda: b"gone-4\r\n" in b"".join(c.data for c in stream.buffer.since(stream.buffer.oldest_seq - 1)))
     assert stream.replay_since(last_seq) is None
     event = stream.subscribe(last_seq=last_seq, epoch=stream.epoch).get(5)
     assert event.type == "full" and "gone-4" in event.content and "\r\n3000\r\n" in event.content
@@ -525,10 +581,42 @@ def test_close_detaches_and_leaves_no_process(tmux, tmp_path):
         sub = stream.subscribe()
         sub.get(5)
         assert tmux.run("list-clients", "-F", "#{client_control_mode}").split() == ["1"]
+        assert display(tmux, name, "#{pane_pipe}") == "1"  # the output pipe
         pid = stream.pid
+        fifos = stream._folder.path
     assert process_gone(pid)
     assert tmux.run("list-clients").strip() == ""
+    assert display(tmux, name, "#{pane_pipe}") == "0" and not fifos.exists()
     assert sub.get(1).type == "closed"
     assert tmux.get(name).running  # the agent itself goes on
     with pytest.raises(SessionNotFoundError):
         TerminalStream(tmux, "no-such-session").start()
+
+
+@needs_tmux
+def test_hub_keeps_a_stream_for_a_returning_client_then_closes_it(tmux, tmp_path):
+    """The last viewer leaving does not end the stream at once: one that comes back in time
+    resumes where it was; after ``linger_s`` with nobody, the control client is gone."""
+    sent: list[TerminalOut] = []
+    hub = TerminalHub(tmux, sent.append, linger_s=1.0)
+    name = shell(tmux, tmp_path, name="hubbed")
+    clients = lambda: tmux.run("list-clients", "-F", "#{client_control_mode}").split()  # noqa: E731
+    try:
+        hub.attach(TerminalAttach("a", name, 100))
+        full = wait_until(lambda: next((o.message for o in sent if o.message["type"] == "full"), None))
+        hub.message(TerminalClientMessage("a", "input", "echo left-$((2+3))\r"))
+        wait_until(lambda: any("left-5\r\n" in o.message.get("content", "") for o in sent))
+        last_seq = max(o.message["seq"] for o in sent if o.stream_id == "a")
+        hub.detach("a")
+        tmux.send_input(name, "echo away-$((3+4))\r")
+        hub.attach(TerminalAttach("b", name, 100, last_seq, full["epoch"]))
+        back = lambda: [o.message for o in sent if o.stream_id == "b"]  # noqa: E731
+        first = wait_until(back)[0]
+        assert first["type"] == "append" and first["seq"] > last_seq  # no redraw: the missed output
+        wait_until(lambda: "away-7\r\n" in "".join(m["content"] for m in back() if m["type"] == "append"))
+        assert "left-5" not in "".join(m["content"] for m in back())  # and nothing it had
+        hub.detach("b")
+        assert clients() == ["1"]  # still there, for a while
+        wait_until(lambda: clients() == [], timeout=5)
+    finally:
+        hub.close_all()

@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from miso_runtime.agents.tmux_sessions import TmuxSessions
+from miso_runtime.agents.tmux_sessions import TmuxSessions, session_name_for
 from tests.eeg import wait_until
 from tests.gitrepo import bare_remote
 from tests.sidecar import Sidecar
@@ -134,7 +134,14 @@ def test_pause_buffers_and_resume_loses_nothing(side, shell_session):
         client.close()
 
 
-def test_reconnect_with_last_seq_gets_only_what_was_missed(side, shell_session):
+def type_directly(socket_name: str, session_id: str, text: str) -> None:
+    """Keys typed into the session by tmux itself, as if by someone at the attach command."""
+    target = f"={session_name_for(session_id)}:"
+    subprocess.run(["tmux", "-L", socket_name, "send-keys", "-t", target, "-l", text], check=True)
+    subprocess.run(["tmux", "-L", socket_name, "send-keys", "-t", target, "Enter"], check=True)
+
+
+def test_reconnect_with_last_seq_gets_only_what_was_missed(side, shell_session, socket_name):
     client = terminal(side, shell_session)
     client.wait_messages(lambda ms: ms)
     client.send({"type": "input", "data": "echo before-gap\r"})
@@ -142,21 +149,26 @@ def test_reconnect_with_last_seq_gets_only_what_was_missed(side, shell_session):
     time.sleep(0.3)
     last = client.messages[-1]
     epoch = next(m["epoch"] for m in client.messages if m["type"] == "full")
-    client.close()
-    other = terminal(side, shell_session)  # types while the first is away, then leaves
-    other.wait_messages(lambda ms: ms)
-    other.send({"type": "input", "data": "echo during-gap\r"})
-    other.wait_messages(lambda ms: "during-gap\r\n" in other.text())
-    time.sleep(0.3)
-    other_last_seq = other.messages[-1]["seq"]
-    other.close()
+    client.close()  # the page reloads: output goes on while it is away
+    type_directly(socket_name, shell_session, "echo during-$((6*7))-gap")
+    time.sleep(0.5)
     back = terminal(side, shell_session, f"&last_seq={last['seq']}&epoch={epoch}")
     try:
-        back.wait_messages(lambda ms: any(m["type"] == "append" and "during-gap" in m["content"] for m in ms))
+        back.wait_messages(lambda ms: "during-42-gap\r\n" in back.text())
         assert back.messages[0]["type"] == "append"  # no full screen: only what it missed
-        assert back.messages[-1]["seq"] >= other_last_seq
+        assert "before-gap" not in back.text()
+        assert back.messages[0]["seq"] > last["seq"]
     finally:
         back.close()
+    other = terminal(side, shell_session)  # another viewer's snapshot starts a new numbering...
+    other.wait_messages(lambda ms: ms and ms[0]["type"] == "full")
+    other.close()
+    again = terminal(side, shell_session, f"&last_seq={back.messages[-1]['seq']}&epoch={epoch}")
+    try:  # ...so a client of the old one is redrawn whole
+        again.wait_messages(lambda ms: ms)
+        assert again.messages[0]["type"] == "full" and "during-42-gap" in again.messages[0]["content"]
+    finally:
+        again.close()
 
 
 def test_malformed_messages_get_an_error_and_the_socket_stays(side, shell_session):

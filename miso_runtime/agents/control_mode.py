@@ -6,12 +6,13 @@ failure drops the rest of that line's commands); pane output arrives as
 ``%output %<pane> <data>`` notification lines with every byte below space and ``\\`` written
 as ``\\ooo`` octal. ``%exit`` says the client is leaving (session killed, server gone).
 
-The property :class:`~miso_runtime.agents.terminal.TerminalStream` builds on: tmux queues the
-pane output it has read *before* any command reply it writes later, and it parses that output
-into the pane's grid at the moment it queues it. So a ``capture-pane`` sent through this
-client shows exactly the output that precedes its reply block in our stream: nothing after,
-nothing missing. Replies are therefore handed to a callback on the reader thread, in stream
-order, before the next line is read.
+The property :class:`~miso_runtime.agents.terminal.TerminalStream` builds on: the commands
+of one line run back to back, with no pane output read in between (tmux empties a client's
+command queue before it goes back to its event loop). So a ``capture-pane`` and a
+``pipe-pane`` on one line see the pane at the same byte of its output.
+
+A client attached with ``-f no-output`` gets no ``%output`` at all, and never slows the pane
+down (tmux pauses reading a pane whose control clients lag behind).
 """
 
 from __future__ import annotations
@@ -84,9 +85,9 @@ class ControlModeClient:
     ----------
     argv : list of str
         The full command, e.g. ``tmux -L sock -u -C attach-session -f ignore-size -t =name``.
-    on_output : callable
+    on_output : callable, optional
         ``on_output(pane_id, data)`` for each ``%output`` line, data unescaped; runs on the
-        reader thread, in stream order.
+        reader thread, in stream order (none arrive with ``-f no-output``).
     on_exit : callable, optional
         ``on_exit(reason)`` once, when the client has gone (``%exit`` reason or ``None``).
     """
@@ -95,7 +96,7 @@ class ControlModeClient:
         self,
         argv: Sequence[str],
         *,
-        on_output: Callable[[str, bytes], None],
+        on_output: Callable[[str, bytes], None] | None = None,
         on_exit: Callable[[str | None], None] | None = None,
     ) -> None:
         self.argv = list(argv)
@@ -137,6 +138,10 @@ class ControlModeClient:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    def wait_closed(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` seconds for the client to go; True if it has."""
+        return self._closed.wait(timeout_s)
 
     @property
     def exit_reason(self) -> str | None:
@@ -261,6 +266,8 @@ class ControlModeClient:
             log.warning("tmux control client: %s", line.decode("utf-8", "replace"))
 
     def _deliver(self, pane: str, data: bytes) -> None:
+        if self._on_output is None:
+            return
         try:
             self._on_output(pane, data)
         except Exception:

@@ -2,19 +2,25 @@
 
 A client first gets a ``full`` redraw (screen, scrollback, colours, cursor and terminal modes,
 taken from tmux), then ``append`` messages with everything the pane writes after it, each
-with a sequence number. The output comes from a tmux control-mode client
-(:mod:`~miso_runtime.agents.control_mode`), not from tailing a pipe-pane log, so:
+with a sequence number. Two channels to tmux:
 
-- no gap and no duplicate between the snapshot and the stream: the snapshot's
-  ``capture-pane`` is sent *through* the control-mode client, and tmux answers it at the exact
-  point of the output stream up to which the capture is current. The order is: start control
-  mode, then ask for the snapshot; every chunk numbered before the reply is in the snapshot,
-  every later one is not (:attr:`Snapshot.seq`);
-- a chunk never ends inside a UTF-8 character or an escape sequence
-  (:class:`EscapeSafeSplitter`), so a client may render each ``append`` on its own;
-- a client that reconnects with its last sequence number gets exactly what it missed from a
-  bounded :class:`ReplayBuffer`, or a fresh ``full`` when that is gone; a paused client that
-  falls too far behind is told to ``reconnect``.
+- commands (captures, keystrokes, resizes) go through a tmux control-mode client
+  (:mod:`~miso_runtime.agents.control_mode`) attached with ``no-output``;
+- output comes through ``pipe-pane`` into a FIFO (:mod:`~miso_runtime.agents.pane_pipe`),
+  three times faster than control mode's ``%output``, which tmux throttles.
+
+No gap and no duplicate between a snapshot and the stream after it: the snapshot's captures
+and a ``pipe-pane`` that starts a *new* pipe are sent on one command line, which tmux runs with
+no pane output read in between, so the new pipe begins at exactly the byte the captures show.
+Each snapshot therefore begins a new numbered stream (a :class:`_Segment`, with its own
+``epoch``); tmux drops what the old pipe had not yet written, but every client of the old
+segment is either displaced or handed the same snapshot as a fresh ``full``.
+
+Also: a chunk never ends inside a UTF-8 character or an escape sequence
+(:class:`EscapeSafeSplitter`), so a client may render each ``append`` on its own; a client that
+reconnects with its last sequence number gets exactly what it missed from a bounded
+:class:`ReplayBuffer`, or a fresh ``full`` when that is gone; a paused client that falls too
+far behind is told to ``reconnect``.
 
 Plain threads only (no gevent): a face runs :meth:`Subscription.get` in a thread pool.
 """
@@ -33,6 +39,7 @@ from itertools import islice
 
 from miso_runtime import constants
 from miso_runtime.agents.control_mode import ControlModeClient, Reply, TerminalClosedError
+from miso_runtime.agents.pane_pipe import PanePipe, PipeFolder
 from miso_runtime.agents.tmux_sessions import MAX_WINDOW_SIZE, TmuxError, TmuxSessions, hex_input_commands
 from miso_runtime.errors import bad_request
 
@@ -52,6 +59,7 @@ __all__ = [
 #: Content of the ``displaced`` and ``reconnect`` messages.
 DISPLACED_MESSAGE = "Connection displaced by another window"
 RESYNC_MESSAGE = "Output buffer overflowed, please reconnect"
+INTERRUPTED_MESSAGE = "Terminal output was interrupted, please reconnect"
 
 _ESC, _BEL, _CAN, _SUB = 0x1B, 0x07, 0x18, 0x1A
 _CSI_BODY = re.compile(rb"[\x20-\x3f\x7f]*")  # CSI parameter and intermediate bytes (DEL ignored)
@@ -418,7 +426,8 @@ class TerminalEvent:
 
     ``type`` is ``full``, ``append``, ``reconnect`` or ``displaced`` (the contract's), or
     ``closed`` (the session's terminal ended; a face closes the socket). ``seq`` is the last
-    chunk the client has once it applied this message; ``data`` the raw bytes of an append.
+    chunk the client has once it applied this message; ``data`` the raw bytes of an append;
+    ``epoch`` names the numbered stream a ``full`` begins.
     """
 
     type: str
@@ -426,25 +435,48 @@ class TerminalEvent:
     seq: int
     data: bytes = b""
     snapshot: Snapshot | None = None
+    epoch: str = ""
 
     def to_message(self) -> dict[str, object]:
-        """The JSON object of the ``/ws/terminal`` contract, plus ``seq`` for reconnects."""
-        return {"type": self.type, "content": self.content, "seq": self.seq}
+        """The JSON object of the ``/ws/terminal`` contract, plus ``seq`` (and ``epoch`` on
+        ``full``) for reconnects."""
+        message: dict[str, object] = {"type": self.type, "content": self.content, "seq": self.seq}
+        if self.type == "full":
+            message["epoch"] = self.epoch
+        return message
+
+
+class _Segment:
+    """The pane's output from one snapshot on: numbered chunks, read from one pipe.
+
+    ``interrupted`` is set when its pipe ended while the session went on (someone else took
+    the pane's pipe): its clients must resync.
+    """
+
+    def __init__(self, replay_max_chunks: int, replay_max_bytes: int, max_pending_escape_bytes: int) -> None:
+        self.epoch = secrets.token_hex(8)
+        self.buffer = ReplayBuffer(replay_max_chunks, replay_max_bytes)
+        self.splitter = EscapeSafeSplitter(max_pending_escape_bytes)
+        self.pipe: PanePipe | None = None
+        self.interrupted = False
 
 
 class Subscription:
     """One client's cursor on a :class:`TerminalStream`.
 
     Chunks are not copied per client: each subscription remembers the last ``seq`` it handed
-    out and reads the stream's replay buffer from there, coalescing what is waiting into one
+    out and reads its segment's replay buffer from there, coalescing what is waiting into one
     ``append`` (up to ``TERMINAL_MAX_APPEND_BYTES``). While paused it hands out nothing, until
     it is more than ``max_paused_bytes`` behind (or the replay buffer dropped what it still
     needs): then it says ``reconnect`` and ends.
     """
 
-    def __init__(self, stream: TerminalStream, cursor: int, first: TerminalEvent | None, max_paused_bytes: int) -> None:
+    def __init__(
+        self, stream: TerminalStream, segment: _Segment, cursor: int, first: TerminalEvent | None, max_paused_bytes: int
+    ) -> None:
         self._stream = stream
         self._cond = stream._cond
+        self._segment = segment
         self._cursor = cursor
         self._first = first
         self._final: TerminalEvent | None = None
@@ -456,6 +488,11 @@ class Subscription:
     def last_seq(self) -> int:
         """The last chunk handed to this client."""
         return self._cursor
+
+    @property
+    def epoch(self) -> str:
+        """The numbered stream ``last_seq`` belongs to."""
+        return self._segment.epoch
 
     @property
     def paused(self) -> bool:
@@ -491,7 +528,6 @@ class Subscription:
         Returns ``None`` on timeout, and at once when the subscription is done.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        buffer = self._stream.buffer
         with self._cond:
             while True:
                 if self._done:
@@ -501,19 +537,23 @@ class Subscription:
                     return event
                 if self._final is not None:
                     return self._end()
-                lag = buffer.lag_bytes(self._cursor)
+                segment = self._segment
+                lag = segment.buffer.lag_bytes(self._cursor)
                 if lag is None or (self._paused and lag > self.max_paused_bytes):
                     self._final = TerminalEvent("reconnect", RESYNC_MESSAGE, self._cursor)
                     return self._end()
                 if not self._paused and lag:
-                    chunks = buffer.since(self._cursor, constants.TERMINAL_MAX_APPEND_BYTES) or []
+                    chunks = segment.buffer.since(self._cursor, constants.TERMINAL_MAX_APPEND_BYTES) or []
                     if chunks:
                         data = b"".join(c.data for c in chunks)
                         self._cursor = chunks[-1].seq
                         return TerminalEvent("append", data.decode("utf-8", "replace"), self._cursor, data)
-                if self._stream.closed and not lag:
+                if not lag and self._stream.closed:
                     reason = self._stream.close_reason or "session ended"
                     self._final = TerminalEvent("closed", reason, self._cursor)
+                    return self._end()
+                if not lag and segment.interrupted:
+                    self._final = TerminalEvent("reconnect", INTERRUPTED_MESSAGE, self._cursor)
                     return self._end()
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -528,14 +568,20 @@ class Subscription:
         return self._final
 
     def _displace(self) -> None:
+        """Lock held: the next event is ``displaced``."""
+        self._first = None
         self._final = TerminalEvent("displaced", DISPLACED_MESSAGE, self._cursor)
+
+    def _reseed(self, full: TerminalEvent, segment: _Segment) -> None:
+        """Lock held: a new snapshot began a new segment; redraw from it and follow that."""
+        self._first, self._segment, self._cursor = full, segment, full.seq
 
 
 # --- the stream -----------------------------------------------------------------------------
 
 
 class TerminalStream:
-    """The terminal of one tmux session: one control-mode client, many subscribers.
+    """The terminal of one tmux session: one control-mode client, one pane pipe, many subscribers.
 
     Parameters
     ----------
@@ -550,12 +596,12 @@ class TerminalStream:
     timeout_s : float
         Seconds a tmux command (snapshot, input, resize) may take.
 
-    ``on_chunk``, when set, is called with each new :class:`Chunk` on the reader thread (to
-    note activity, say); it must not block.
+    ``on_chunk``, when set, is called with each new :class:`Chunk` on the pipe's reader thread
+    (to note activity, say); it must not block.
 
-    ``epoch`` is random per stream: sequence numbers of one stream mean nothing to another
-    (after a runtime restart, or a new stream for the same session), so a face hands the
-    epoch to clients along with ``seq`` and passes both back to :meth:`subscribe`.
+    ``epoch`` is random per segment: sequence numbers of one segment mean nothing in another
+    (after a runtime restart, or a snapshot), so a face hands the epoch to clients along with
+    ``seq`` and passes both back to :meth:`subscribe`.
     """
 
     def __init__(
@@ -571,14 +617,15 @@ class TerminalStream:
         self.sessions = sessions
         self.name = name
         self.timeout_s = timeout_s
-        self.epoch = secrets.token_hex(8)
-        self.buffer = ReplayBuffer(replay_max_chunks, replay_max_bytes)
         self.pane_id = ""
         self.window_id = ""
-        self._splitter = EscapeSafeSplitter(max_pending_escape_bytes)
+        self._bounds = (replay_max_chunks, replay_max_bytes, max_pending_escape_bytes)
+        self._segment = _Segment(*self._bounds)  # empty until the first snapshot
         self._cond = threading.Condition()
+        self._snapshot_lock = threading.Lock()
         self._subscriptions: set[Subscription] = set()
         self._client: ControlModeClient | None = None
+        self._folder: PipeFolder | None = None
         self._closed = False
         self._close_reason: str | None = None
         self.on_chunk: Callable[[Chunk], None] | None = None
@@ -591,17 +638,31 @@ class TerminalStream:
             return self
         info = self.sessions.get(self.name)
         self.pane_id, self.window_id = info.pane_id, info.window_id
-        argv = self.sessions.base_argv() + ["-C", "attach-session", "-f", "ignore-size", "-t", f"={self.name}"]
-        self._client = ControlModeClient(argv, on_output=self._on_output, on_exit=self._on_exit)
+        flags = "ignore-size,no-output"  # never resizes the window; output comes through the pipe
+        argv = self.sessions.base_argv() + ["-C", "attach-session", "-f", flags, "-t", f"={self.name}"]
+        self._client = ControlModeClient(argv, on_exit=self._on_exit)
         self._client.start(self.timeout_s)
+        self._folder = PipeFolder()
         log.info("terminal stream attached to %s (pane %s, control pid %s)", self.name, self.pane_id, self.pid)
         return self
 
     def close(self) -> None:
-        """Detach the control-mode client and end every subscription (idempotent)."""
+        """Stop the pane's pipe, detach the control-mode client and end every subscription
+        (idempotent). The session itself goes on."""
         self._mark_closed("stream closed")
-        if self._client is not None:
-            self._client.close()
+        client = self._client
+        pipe = self._segment.pipe
+        if pipe is not None:
+            pipe.cancel()
+        if client is not None:
+            if pipe is not None and client.alive:
+                try:  # end the pipe's copy process now rather than at its next write
+                    client.call([f"pipe-pane -t {self.pane_id}"], self.timeout_s)
+                except TmuxError as exc:
+                    log.debug("pipe of %s not stopped: %s", self.name, exc)
+            client.close()
+        if self._folder is not None:
+            self._folder.remove()
 
     def __enter__(self) -> TerminalStream:
         return self.start()
@@ -623,40 +684,87 @@ class TerminalStream:
         return self._client.pid if self._client else None
 
     @property
+    def epoch(self) -> str:
+        """The current segment's epoch."""
+        return self._segment.epoch
+
+    @property
+    def buffer(self) -> ReplayBuffer:
+        """The current segment's replay buffer."""
+        return self._segment.buffer
+
+    @property
     def last_seq(self) -> int:
-        return self.buffer.last_seq
+        return self._segment.buffer.last_seq
 
     # --- reading ----------------------------------------------------------------------------
 
     def snapshot(self, scrollback_lines: int = constants.AGENTS_TERMINAL_SEED_LINES) -> Snapshot:
-        """The pane as tmux draws it now, with up to ``scrollback_lines`` of history.
+        """The pane as tmux draws it now, with up to ``scrollback_lines`` of history; output
+        after it is numbered from :attr:`Snapshot.seq` in a new segment.
 
-        State and captures go in one command line through the control-mode client, so they
-        are taken together, at a known point of the output stream (:attr:`Snapshot.seq`).
+        Current subscribers are handed the same snapshot as a ``full`` and follow the new
+        segment (see :meth:`subscribe` for the one that displaces them instead).
         """
-        client = self._require_client()
-        target = self.pane_id
-        commands = [
-            f"display-message -p -t {target} '{_STATE_FORMAT}'",
-            f"capture-pane -p -e -J -t {target}",
-            f"capture-pane -p -e -J -a -q -t {target}",
-        ]
-        if scrollback_lines > 0:
-            commands.append(f"capture-pane -p -e -J -S -{int(scrollback_lines)} -E -1 -t {target}")
-        future = client.submit(commands, on_reply=self._build_snapshot)
-        return client.wait(future, self.timeout_s)
+        _segment, full = self._begin_segment(scrollback_lines, displace=False)
+        assert full.snapshot is not None
+        return full.snapshot
 
-    def _build_snapshot(self, replies: list[Reply]) -> Snapshot:
-        """Runs on the reader thread right where the replies sit in the output stream."""
-        for reply in replies:
+    def _begin_segment(self, scrollback_lines: int, *, displace: bool) -> tuple[_Segment, TerminalEvent]:
+        """Capture the pane and start a new pipe on one tmux command line; make its segment
+        the current one. Returns the segment and its ``full`` event."""
+        with self._snapshot_lock:
+            client = self._require_client()
+            assert self._folder is not None
+            segment = _Segment(*self._bounds)
+            segment.pipe = PanePipe(
+                self._folder.path,
+                on_data=lambda data: self._on_pipe_data(segment, data),
+                on_end=lambda: self._on_pipe_end(segment),
+            )
+            target = self.pane_id
+            commands = [
+                f"display-message -p -t {target} '{_STATE_FORMAT}'",
+                f"capture-pane -p -e -J -t {target}",
+                f"capture-pane -p -e -J -a -q -t {target}",
+                f"capture-pane -p -e -J -S -{max(0, int(scrollback_lines))} -E -1 -t {target}",
+                f"pipe-pane -O -t {target} {segment.pipe.tmux_command}",
+            ]
+            try:
+                replies: list[Reply] = client.wait(client.submit(commands), self.timeout_s)
+                snap = self._build_snapshot(replies, scrollback_lines)
+            except Exception:
+                segment.pipe.cancel()
+                raise
+            if len(replies) < len(commands) or not replies[-1].ok:  # the pane has exited: no more output
+                log.debug("no pipe for %s: %s", self.name, replies[-1].text)
+                segment.pipe.cancel()
+                segment.pipe = None
+            full = TerminalEvent("full", snap.to_ansi(), snap.seq, snapshot=snap, epoch=segment.epoch)
+            with self._cond:
+                old, self._segment = self._segment, segment
+                for other in self._subscriptions:
+                    if displace:
+                        other._displace()
+                    else:
+                        other._reseed(full, segment)
+                self._cond.notify_all()
+            if old.pipe is not None:  # tmux closed it; what it still held is in the snapshot
+                old.pipe.cancel()
+            return segment, full
+
+    def _build_snapshot(self, replies: list[Reply], scrollback_lines: int) -> Snapshot:
+        for reply in replies[:4]:
             if not reply.ok:
                 raise TmuxError(reply.text or "capture failed")
+        if len(replies) < 4:
+            raise TmuxError("capture failed")
         values = replies[0].text.strip().split(",")
         state = {name: int(v) if v.lstrip("-").isdigit() else 0 for name, v in zip(_STATE_FIELDS, values, strict=False)}
         alternate = bool(state.get("alternate_on"))
-        history = _lines(replies[3]) if len(replies) > 3 and state.get("history_size", 0) > 0 else ""
+        history = _lines(replies[3]) if scrollback_lines > 0 and state.get("history_size", 0) > 0 else ""
         return Snapshot(
-            seq=self.buffer.last_seq,
+            seq=0,
             cols=state.get("pane_width", 0),
             rows=state.get("pane_height", 0),
             cursor_x=state.get("cursor_x", 0),
@@ -670,8 +778,9 @@ class TerminalStream:
         )
 
     def replay_since(self, last_seq: int) -> list[Chunk] | None:
-        """Chunks after ``last_seq``, or ``None`` when they are no longer all held."""
-        return self.buffer.since(last_seq)
+        """Chunks of the current segment after ``last_seq``, or ``None`` when they are no
+        longer all held."""
+        return self._segment.buffer.since(last_seq)
 
     def subscribe(
         self,
@@ -686,20 +795,29 @@ class TerminalStream:
 
         A new client (``last_seq=None``) first gets ``full``. A reconnecting one passes the
         last ``seq`` it applied (and the ``epoch`` it got it from): it gets the missed chunks
-        as ``append``, or ``full`` when they are gone or the seq is from another stream. With
-        ``displace``, every other subscriber gets ``displaced`` (one window per session).
+        as ``append``, or ``full`` when they are gone or the seq is from another segment. With
+        ``displace``, every other subscriber gets ``displaced`` (one window per session);
+        without, they are redrawn from the new snapshot when there is one.
         """
         if self._closed:
             raise TerminalClosedError()
+        segment = self._segment
+        resumable = (
+            last_seq is not None
+            and (epoch is None or epoch == segment.epoch)
+            and not segment.interrupted
+            and segment.buffer.since(last_seq) is not None
+        )
         first: TerminalEvent | None = None
-        cursor = last_seq if last_seq is not None else -1
-        if last_seq is None or (epoch is not None and epoch != self.epoch) or self.buffer.since(last_seq) is None:
-            snap = self.snapshot(scrollback_lines)
-            first = TerminalEvent("full", snap.to_ansi(), snap.seq, snapshot=snap)
-            cursor = snap.seq
-        sub = Subscription(self, cursor, first, max_paused_bytes)
+        if resumable:
+            assert last_seq is not None
+            cursor = last_seq
+        else:
+            segment, first = self._begin_segment(scrollback_lines, displace=displace)
+            cursor = first.seq
+        sub = Subscription(self, segment, cursor, first, max_paused_bytes)
         with self._cond:
-            if displace:
+            if displace and resumable:
                 for other in self._subscriptions:
                     other._displace()
             self._subscriptions.add(sub)
@@ -731,25 +849,39 @@ class TerminalStream:
     # --- internals --------------------------------------------------------------------------
 
     def _require_client(self) -> ControlModeClient:
-        if self._client is None or not self._client.alive:
+        if self._client is None or not self._client.alive or self._closed:
             raise TerminalClosedError()
         return self._client
 
-    def _on_output(self, pane: str, data: bytes) -> None:
-        if pane == self.pane_id:
-            self._append(self._splitter.feed(data))
+    def _on_pipe_data(self, segment: _Segment, data: bytes) -> None:
+        self._append(segment, segment.splitter.feed(data))
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, segment: _Segment, data: bytes) -> None:
         if not data:
             return
-        chunk = self.buffer.append(data)
-        if self.on_chunk is not None:
+        chunk = segment.buffer.append(data)
+        if self.on_chunk is not None and segment is self._segment:
             self.on_chunk(chunk)
         with self._cond:
             self._cond.notify_all()
 
+    def _on_pipe_end(self, segment: _Segment) -> None:
+        """The pipe ended without our asking: the session is going (its control client goes
+        too), or another pipe took the pane."""
+        self._append(segment, segment.splitter.flush())
+        client = self._client
+        if client is not None and client.wait_closed(constants.TERMINAL_CLOSE_TIMEOUT_S):
+            return
+        if segment is self._segment and not self._closed:
+            log.warning("the output pipe of %s ended while the session goes on", self.name)
+            with self._cond:
+                segment.interrupted = True
+                self._cond.notify_all()
+
     def _on_exit(self, reason: str | None) -> None:
-        self._append(self._splitter.flush())
+        pipe = self._segment.pipe
+        if pipe is not None and not self._closed:  # the pane's last output, before clients hear it closed
+            pipe.join(constants.TERMINAL_CLOSE_TIMEOUT_S)
         self._mark_closed(reason or "session ended")
 
     def _mark_closed(self, reason: str) -> None:
