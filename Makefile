@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MODEL_STAMP := $(VENV)/.model-installed
 
-.PHONY: run test doctor install bench clean
+.PHONY: run test test-bridge doctor install bench clean
 
 $(BIN)/python:
 	@$(PYTHON) miso_runtime/doctor.py --python-only
@@ -34,6 +34,12 @@ run: install $(MODEL_STAMP)
 
 test: install
 	$(BIN)/python -m pytest
+	$(MAKE) test-bridge
+
+# The Electron bridge's node tests (they start the real sidecar from .venv).
+test-bridge: install
+	@command -v node >/dev/null || { echo "node is missing: make doctor says how to install it"; exit 1; }
+	cd electron_bridge && node --test
 
 doctor:
 	@$(PYTHON) miso_runtime/doctor.py

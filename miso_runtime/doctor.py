@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -17,6 +18,24 @@ class Check:
 def _command(name: str, purpose: str, install: str) -> Check:
     found = shutil.which(name)
     return Check(name, found is not None, f"{purpose}. Install it: {install}")
+
+
+#: Oldest Node.js with what the Electron bridge uses (fetch, web streams, node --test).
+NODE_MIN_MAJOR = 18
+
+
+def _node() -> Check:
+    install = "apt-get install nodejs (Debian 12 has 18) or brew install node"
+    found = shutil.which("node")
+    if found is None:
+        return Check("node", False, f"Node.js runs the Electron bridge and its tests. Install it: {install}")
+    try:
+        version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        major = int(version.lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return Check("node", False, f"{found} did not say its version; reinstall it: {install}")
+    advice = f"this is Node.js {version}; the bridge needs {NODE_MIN_MAJOR}+"
+    return Check(f"node>={NODE_MIN_MAJOR}", major >= NODE_MIN_MAJOR, advice)
 
 
 def checks() -> list[Check]:
@@ -39,7 +58,7 @@ def checks() -> list[Check]:
             "apt-get install build-essential cmake, or xcode-select --install",
         ),
         _command("cmake", "cmake builds llama-cpp-python", "apt-get install cmake or brew install cmake"),
-        _command("node", "Node.js runs the Electron bridge tests", "apt-get install nodejs or brew install node"),
+        _node(),
     ]
 
 
