@@ -137,14 +137,24 @@ class MisoClient {
 
   /**
    * POST to an SSE route and hand each event to `onEvent({event, data, id})`, `data` parsed
-   * from JSON when it is JSON. Resolves `{endedBy}`: the name of the last event ("done",
-   * "error") or "" when the stream ended without one. Rejects with a MisoError for an error
-   * answer, "timeout" when the headers do not come in time, "cancelled" after `signal`
-   * aborts, "stream_interrupted" when the connection breaks mid-stream.
+   * from JSON when it is JSON. Resolves `{endedBy, cancelled}`: `endedBy` is the name of the
+   * last event ("done", "error") or "" when the stream ended without one. Aborting `signal`
+   * cancels: the connection closes (the sidecar then stops its provider request) and a last
+   * `done` event `{thread_id, cancelled: true}` is emitted. Rejects with a MisoError for an
+   * error answer, "timeout" when the headers do not come in time, "stream_interrupted" when
+   * the connection breaks mid-stream.
    */
   async stream(path, body, { onEvent, signal, connectTimeoutMs } = {}) {
     const url = this.url(path);
     const limit = deadline(signal, connectTimeoutMs ?? this.streamConnectTimeoutMs);
+    let last = '';
+    let threadId = null;
+    const cancelled = () => {
+      limit.clear();
+      const data = { thread_id: threadId, cancelled: true, finished_at: Date.now() };
+      onEvent({ event: 'done', data, id: '' });
+      return { endedBy: 'done', cancelled: true };
+    };
     let response;
     try {
       response = await this._fetch(url, this._init('POST', body, limit.signal, { accept: 'text/event-stream' }));
@@ -154,10 +164,10 @@ class MisoClient {
       }
     } catch (err) {
       limit.clear();
+      if (signal && signal.aborted && !limit.state.timedOut) return cancelled();
       throw transportError(err, limit.state.timedOut, signal);
     }
     limit.stopTimer(); // connected: from here only the caller's signal ends the stream
-    let last = '';
     const parser = new SseParser((event) => {
       last = event.event;
       let data = event.data;
@@ -166,6 +176,7 @@ class MisoClient {
       } catch {
         // not JSON: handed over as text
       }
+      if (data && typeof data === 'object' && typeof data.thread_id === 'string') threadId = data.thread_id;
       onEvent({ event: event.event, data, id: event.id });
     });
     const decoder = new TextDecoder();
@@ -175,9 +186,9 @@ class MisoClient {
       }
       parser.push(decoder.decode());
       parser.end();
-      return { endedBy: last };
+      return { endedBy: last, cancelled: false };
     } catch (err) {
-      if (signal && signal.aborted) throw new MisoError('cancelled', 'the stream was cancelled', 0);
+      if (signal && signal.aborted) return cancelled();
       throw new MisoError('stream_interrupted', `the stream broke off: ${err.message}`, 0);
     } finally {
       limit.clear();

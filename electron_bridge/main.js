@@ -97,27 +97,17 @@ function registerMisoIpc(ipcMain, { manager, client } = {}) {
       streams.set(requestId, controller);
       const abortOnClose = () => controller.abort();
       if (sender && typeof sender.once === 'function') sender.once('destroyed', abortOnClose);
-      let threadId = null;
       misoClient
         .stream(ENDPOINTS.chatStream, payload, {
           signal: controller.signal,
-          onEvent: ({ event: name, data }) => {
-            if (name === 'meta' && isObject(data)) threadId = data.thread_id ?? null;
-            send(name, data);
-          },
+          onEvent: ({ event: name, data }) => send(name, data),
         })
         .then(({ endedBy }) => {
           if (endedBy !== 'done' && endedBy !== 'error') {
             send('error', { code: 'stream_interrupted', message: 'the stream ended without done or error' });
           }
         })
-        .catch((err) => {
-          if (err instanceof MisoError && err.code === 'cancelled') {
-            send('done', { thread_id: threadId, cancelled: true, finished_at: Date.now() });
-          } else {
-            send('error', failure(err).error);
-          }
-        })
+        .catch((err) => send('error', failure(err).error))
         .finally(() => {
           streams.delete(requestId);
           if (sender && typeof sender.removeListener === 'function') sender.removeListener('destroyed', abortOnClose);

@@ -40,19 +40,25 @@ class EventsClient(JsonSocket):
     def wait_for(
         self, kind: str, predicate: Callable[[dict], bool] = lambda _e: True, timeout: float = 15.0, since: float = 0.0
     ) -> dict[str, Any]:
-        """The first event of ``kind`` (arrived after ``since``) that matches, waiting up to ``timeout`` s."""
+        """The first event of ``kind`` (arrived after ``since``) that matches, waiting up to ``timeout`` s.
 
-        def first_match(_messages: list[dict[str, Any]]) -> dict[str, Any] | None:
-            for at, event in self.received:
-                if at >= since and event["type"] == kind and predicate(event["payload"]):
-                    return event
-            return None
-
-        try:
-            return self.wait_messages(first_match, timeout)
-        except AssertionError:
-            seen = sorted({event["type"] for _at, event in self.received})
-            raise AssertionError(f"no {kind} event within {timeout} s (seen: {seen})") from None
+        Each event is looked at once, however many arrive while waiting (a fast replay sends
+        hundreds of ``EegBands`` a second).
+        """
+        deadline = time.monotonic() + timeout
+        looked_at = 0
+        with self._lock:
+            while True:
+                while looked_at < len(self.received):
+                    at, event = self.received[looked_at]
+                    looked_at += 1
+                    if at >= since and event["type"] == kind and predicate(event["payload"]):
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = sorted({event["type"] for _at, event in self.received})
+                    raise AssertionError(f"no {kind} event within {timeout} s (seen: {seen})")
+                self._lock.wait(left)
 
 
 def write_recording(path: Path, board_id: int, eeg_uv: np.ndarray, start_s: float | None = None) -> Path:

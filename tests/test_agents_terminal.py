@@ -12,6 +12,7 @@ import random
 import re
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from miso_runtime.agents.control_mode import unescape_output
+from miso_runtime.agents.pane_pipe import PipeFolder
 from miso_runtime.agents.terminal import (
     EscapeSafeSplitter,
     ReplayBuffer,
@@ -620,3 +622,17 @@ def test_hub_keeps_a_stream_for_a_returning_client_then_closes_it(tmux, tmp_path
         wait_until(lambda: clients() == [], timeout=5)
     finally:
         hub.close_all()
+
+
+def test_fifo_folders_left_by_a_killed_process_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    orphan = tmp_path / "miso-terminal-999999999-x1"  # no such process
+    orphan.mkdir()
+    (orphan / "pane-1.fifo").write_text("")
+    living = tmp_path / f"miso-terminal-{os.getppid()}-x2"
+    living.mkdir()
+    folder = PipeFolder()
+    assert folder.path.parent == tmp_path and folder.path.name.startswith(f"miso-terminal-{os.getpid()}-")
+    assert not orphan.exists() and living.exists()
+    folder.remove()
+    assert not folder.path.exists()

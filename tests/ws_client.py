@@ -40,6 +40,7 @@ class JsonSocket:
         self.sock, self._connection = open_websocket(port, path)
         #: ``(arrival time, message)`` of everything received, in order.
         self.received: list[tuple[float, dict[str, Any]]] = []
+        self._messages: list[dict[str, Any]] = []  # the same messages, without times
         self.close_code: int | None = None
         self._lock = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -57,8 +58,10 @@ class JsonSocket:
                     if isinstance(event, Message):
                         parts.append(event.data)
                         if event.message_finished:
+                            message = json.loads("".join(parts))
                             with self._lock:
-                                self.received.append((time.time(), json.loads("".join(parts))))
+                                self.received.append((time.time(), message))
+                                self._messages.append(message)
                                 self._lock.notify_all()
                             parts = []
                 data = self.sock.recv(65536)
@@ -83,11 +86,15 @@ class JsonSocket:
         self.sock.sendall(self._connection.send(TextMessage(text)))
 
     def wait_messages(self, predicate: Callable[[list[dict[str, Any]]], Any], timeout: float = 10.0) -> Any:
-        """Wait until ``predicate(messages so far)`` is truthy; return its value."""
+        """Wait until ``predicate(messages so far)`` is truthy; return its value.
+
+        The predicate runs under the reader's lock on the live list (not a copy: a busy stream
+        would make every check copy thousands of messages), so it must only read it.
+        """
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
-                value = predicate([message for _at, message in self.received])
+                value = predicate(self._messages)
                 if value:
                     return value
                 left = deadline - time.monotonic()

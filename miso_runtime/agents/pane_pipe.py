@@ -30,19 +30,46 @@ READ_BYTES = 65536
 # ``sh -c``: a path of these characters needs no quoting in either.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
 _numbers = itertools.count(1)
+_FOLDER_PREFIX = "miso-terminal-"
 
 
 class PipeFolder:
-    """A private directory for the FIFOs of one process (mode 0700, removed by :meth:`remove`)."""
+    """A private directory for the FIFOs of one stream (mode 0700, removed by :meth:`remove`).
+
+    Its name carries our process id, so folders left behind by a process that was killed are
+    recognised and removed when the next one is made.
+    """
 
     def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="miso-terminal-"))
+        prefix = f"{_FOLDER_PREFIX}{os.getpid()}-"
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
         if not _PLAIN_PATH.fullmatch(str(self.path)):
             shutil.rmtree(self.path, ignore_errors=True)
-            self.path = Path(tempfile.mkdtemp(prefix="miso-terminal-", dir="/tmp"))
+            self.path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+        _remove_orphans(self.path.parent)
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _remove_orphans(parent: Path) -> None:
+    """Remove the FIFO folders of processes that no longer exist."""
+    for folder in parent.glob(f"{_FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(_FOLDER_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        log.info("removing %s, left behind by process %s", folder, pid)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 class PanePipe:
