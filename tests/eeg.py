@@ -4,6 +4,7 @@ written in BrainFlow's file format for the playback board to replay."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,10 +55,15 @@ class EventsClient(JsonSocket):
                     looked_at += 1
                     if at >= since and event["type"] == kind and predicate(event["payload"]):
                         return event
+                if self.reader_error is not None:
+                    raise AssertionError(f"the /v1/events reader failed: {self.reader_error}")
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    seen = sorted({event["type"] for _at, event in self.received})
-                    raise AssertionError(f"no {kind} event within {timeout} s (seen: {seen})")
+                    recent = Counter(event["type"] for at, event in self.received if at >= since)
+                    last = f"{time.time() - self.received[-1][0]:.1f} s ago" if self.received else "never"
+                    raise AssertionError(
+                        f"no {kind} event within {timeout} s; since then: {dict(recent)}; the last event came {last}"
+                    )
                 self._lock.wait(left)
 
 

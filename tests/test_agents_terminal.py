@@ -480,16 +480,17 @@ def test_reconnect_replays_exactly_what_was_missed(tmux, open_stream, tmp_path):
 
 @needs_tmux
 def test_reconnect_too_late_gets_a_fresh_full(tmux, open_stream, tmp_path):
-    stream = open_stream(shell(tmux, tmp_path), replay_max_chunks=4)
+    stream = open_stream(shell(tmux, tmp_path), replay_max_bytes=2000)
     first = stream.subscribe()
     first.get(5)
     last_seq = first.last_seq
     first.close()
-    stream.send_input("seq 1 3000; echo gone-$((4))\r")
+    # Output in several bursts (so several chunks), far more than the replay buffer holds.
+    stream.send_input("for i in 1 2 3 4; do seq 1 1000; sleep 0.1; done; echo gone-$((4))\r")
     wait_until(lambda: b"gone-4\r\n" in b"".join(c.data for c in stream.buffer.since(stream.buffer.oldest_seq - 1)))
     assert stream.replay_since(last_seq) is None
     event = stream.subscribe(last_seq=last_seq, epoch=stream.epoch).get(5)
-    assert event.type == "full" and "gone-4" in event.content and "\r\n3000\r\n" in event.content
+    assert event.type == "full" and "gone-4" in event.content and "\r\n1000\r\n" in event.content
 
 
 @needs_tmux

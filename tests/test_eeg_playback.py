@@ -35,9 +35,13 @@ def replay(side, events, path, speed=10.0, **extra) -> tuple[str, list[dict]]:
     started = side.post("/v1/control/start-session", json={**body, **extra})
     assert started.status_code == 200, started.text
     session_id = started.json()["session"]["id"]
-    ended = events.wait_for("DeviceDisconnected", lambda p: p["session_id"] == session_id, timeout=60, since=since)[
-        "payload"
-    ]
+    try:
+        ended = events.wait_for("DeviceDisconnected", lambda p: p["session_id"] == session_id, timeout=60, since=since)
+    except AssertionError as exc:  # say where the session got to, server side
+        status = side.get("/v1/status").text
+        log = "\n".join(side.stderr_text().splitlines()[-40:])
+        raise AssertionError(f"{exc}\n/v1/status: {status}\nsidecar log:\n{log}") from None
+    ended = ended["payload"]
     assert ended["reason"] == "end_of_file", ended
     frames = [e["payload"] for e in events.of_type("EegBands", since) if e["payload"]["session_id"] == session_id]
     return session_id, full_windows(frames)

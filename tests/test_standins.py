@@ -595,7 +595,9 @@ def test_sixty_concurrent_streams_all_complete(
     server_type: type[StandInServer], make_runner: Callable[[StandInServer], Callable[[], str]]
 ) -> None:
     count = 60
-    script = Script(tokens=TOKENS, first_token_delay_s=0.3, token_delay_s=0.01)
+    # Each stream waits 1 s for its first token: time for all 60 clients to connect even on a
+    # busy two-core machine (making an SDK client costs milliseconds of GIL each), so they overlap.
+    script = Script(tokens=TOKENS, first_token_delay_s=1.0, token_delay_s=0.01)
     with server_type(script) as server:
         run = make_runner(server)
         with ThreadPoolExecutor(max_workers=count) as pool:

@@ -42,6 +42,8 @@ class JsonSocket:
         self.received: list[tuple[float, dict[str, Any]]] = []
         self._messages: list[dict[str, Any]] = []  # the same messages, without times
         self.close_code: int | None = None
+        #: Why the reader thread stopped, when it was not the connection closing.
+        self.reader_error: str | None = None
         self._lock = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -73,6 +75,11 @@ class JsonSocket:
                 self._connection.receive_data(data)
         except OSError:
             pass
+        except Exception as exc:  # noqa: BLE001 - a reader that dies says why, and waits end at once
+            with self._lock:
+                self.reader_error = f"{type(exc).__name__}: {exc}"
+                self.close_code = self.close_code or 1006
+                self._lock.notify_all()
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -98,6 +105,8 @@ class JsonSocket:
                 if value:
                     return value
                 left = deadline - time.monotonic()
+                if self.reader_error is not None:
+                    raise AssertionError(f"the WebSocket reader failed: {self.reader_error}")
                 if left <= 0:
                     last = [message for _at, message in self.received[-5:]]
                     raise AssertionError(f"condition not met within {timeout} s; got {last}")
