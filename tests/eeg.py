@@ -23,8 +23,10 @@ GANGLION = 1
 class EventsClient(JsonSocket):
     """A `/v1/events` client: every event with its arrival time, looked up by type."""
 
-    def __init__(self, port: int, token: str) -> None:
-        super().__init__(port, f"/v1/events?token={token}")
+    def __init__(
+        self, port: int, token: str, receive_buffer_bytes: int | None = None, read_delay_s: float = 0.0
+    ) -> None:
+        super().__init__(port, f"/v1/events?token={token}", receive_buffer_bytes, read_delay_s)
 
     @property
     def events(self) -> list[tuple[float, dict[str, Any]]]:

@@ -58,6 +58,26 @@ def test_a_client_that_never_reads_loses_old_frames_and_slows_nobody(side, tmp_p
         side.post("/v1/settings/ws-config", json={"client_queue_size": 256})
 
 
+def test_a_client_that_falls_behind_then_reads_gets_whole_frames(side, tmp_path):
+    """A client that stops reading for a while (a busy renderer, a paused debugger) through a
+    small buffer: frames back up in the server's small send buffer, and when it reads again,
+    every frame is whole and the session's end arrives."""
+    path = write_recording(tmp_path / "burst.csv", SYNTHETIC, sine_eeg(10.0, 120, 250, 16))
+    slow = EventsClient(side.port, side.token, receive_buffer_bytes=4096, read_delay_s=3.0)
+    try:
+        wait_until(lambda: side.get("/v1/ws-clients").json()["count"] == 1)
+        body = {"board_id": PLAYBACK, "params": {"file": str(path), "master_board": SYNTHETIC}, "playback_speed": 100}
+        started = side.post("/v1/control/start-session", json=body)
+        assert started.status_code == 200, started.text
+        session_id = started.json()["session"]["id"]
+        ended = slow.wait_for("DeviceDisconnected", lambda p: p["session_id"] == session_id, timeout=30)
+        assert ended["payload"]["reason"] == "end_of_file"
+        assert slow.reader_error is None
+        assert len(slow.of_type("EegBands")) > 0
+    finally:
+        slow.close()
+
+
 def test_clients_past_the_limit_are_closed_with_try_again_later(side):
     wait_until(lambda: side.get("/v1/ws-clients").json()["count"] == 0)  # the clients of the test before
     assert side.post("/v1/settings/ws-config", json={"max_clients": 1}).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 import uuid
@@ -169,6 +170,31 @@ def test_reconnect_with_last_seq_gets_only_what_was_missed(side, shell_session, 
         assert again.messages[0]["type"] == "full" and "during-42-gap" in again.messages[0]["content"]
     finally:
         again.close()
+
+
+def test_a_slow_reader_gets_every_frame_whole(side, shell_session):
+    """A client that reads nothing for a while, through a small buffer, while the terminal
+    prints megabytes: the server's writes wait for it, and every frame arrives complete."""
+    client = JsonSocket(
+        side.port, f"/ws/terminal/{shell_session}?token={side.token}", receive_buffer_bytes=4096, read_delay_s=0.0
+    )
+    try:
+        client.wait_messages(lambda ms: ms and ms[0]["type"] == "full")
+        slow = JsonSocket(
+            side.port, f"/ws/terminal/{shell_session}?token={side.token}", receive_buffer_bytes=4096, read_delay_s=2.0
+        )
+    finally:
+        client.close()
+    try:
+        time.sleep(0.5)  # its full went out; now output it does not read yet
+        slow.send({"type": "input", "data": "seq 1 400000 | tr '\\n' ' '; echo SLOW-$((2*3))-END\r"})
+        slow.wait_messages(lambda ms: "SLOW-6-END" in slow.text(), timeout=60)
+        printed = slow.text().split("SLOW-$((2*3))-END", 1)[-1].split("SLOW-6-END")[0]
+        numbers = [int(n) for n in re.findall(r"\d+", printed)]
+        assert numbers == list(range(1, 400001))
+        assert slow.reader_error is None
+    finally:
+        slow.close()
 
 
 def test_malformed_messages_get_an_error_and_the_socket_stays(side, shell_session):

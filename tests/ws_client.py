@@ -36,8 +36,14 @@ def open_websocket(port: int, path: str, receive_buffer_bytes: int | None = None
 
 
 class JsonSocket:
-    def __init__(self, port: int, path: str) -> None:
-        self.sock, self._connection = open_websocket(port, path)
+    """``receive_buffer_bytes`` and ``read_delay_s`` make a slow client: a small kernel buffer,
+    and nothing read for that long after the handshake."""
+
+    def __init__(
+        self, port: int, path: str, receive_buffer_bytes: int | None = None, read_delay_s: float = 0.0
+    ) -> None:
+        self.sock, self._connection = open_websocket(port, path, receive_buffer_bytes)
+        self._read_delay_s = read_delay_s
         #: ``(arrival time, message)`` of everything received, in order.
         self.received: list[tuple[float, dict[str, Any]]] = []
         self._messages: list[dict[str, Any]] = []  # the same messages, without times
@@ -49,6 +55,7 @@ class JsonSocket:
 
     def _read(self) -> None:
         parts: list[str] = []
+        time.sleep(self._read_delay_s)
         try:
             while True:
                 for event in self._connection.events():

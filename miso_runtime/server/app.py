@@ -29,6 +29,7 @@ from .faces import (
 )
 from .guard import RequestGuard
 from .sse import StreamRegistry
+from .websocket import install as install_whole_frame_websockets
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def create_app(runtime: Runtime) -> Flask:
     app.extensions["miso.envelope_for"] = envelope_of
 
     RequestGuard(runtime.settings, runtime.tokens).install(app)
+    install_whole_frame_websockets()
     for blueprint, _envelope in FACES:
         app.register_blueprint(blueprint)
 

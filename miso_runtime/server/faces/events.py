@@ -46,6 +46,7 @@ def _bound_send_buffer(ws) -> None:
     small one, its bounded queue is what fills, and it drops the oldest ``EegBands`` there.
     """
     connection = getattr(ws, "sock", None)
+    connection = getattr(connection, "raw", connection)  # under our WholeFrameSocket
     if isinstance(connection, socket.socket):
         try:
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, constants.WS_SEND_BUFFER_BYTES)
