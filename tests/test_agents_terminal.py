@@ -271,6 +271,15 @@ def shell(tmux: TmuxSessions, tmp_path, name: str = "term", **kwargs) -> str:
     return tmux.create(name, "bash --norc", tmp_path, **kwargs).name
 
 
+def watched_shell(tmux: TmuxSessions, open_stream, tmp_path) -> tuple[str, TerminalStream, Subscription]:
+    """A bash session with a stream and one subscriber that has had its ``full``."""
+    name = shell(tmux, tmp_path)
+    stream = open_stream(name)
+    sub = stream.subscribe()
+    sub.get(5)
+    return name, stream, sub
+
+
 def display(tmux: TmuxSessions, name: str, fmt: str) -> str:
     return tmux.run("display-message", "-p", "-t", tmux.target(name), fmt).strip()
 
@@ -445,10 +454,7 @@ def test_a_new_snapshot_redraws_the_other_clients_and_loses_nothing(tmux, open_s
 
 @needs_tmux
 def test_someone_else_taking_the_pipe_makes_clients_resync(tmux, open_stream, tmp_path):
-    name = shell(tmux, tmp_path)
-    stream = open_stream(name)
-    sub = stream.subscribe()
-    sub.get(5)
+    name, stream, sub = watched_shell(tmux, open_stream, tmp_path)
     tmux.run("pipe-pane", "-t", tmux.target(name), "cat >/dev/null")  # replaces ours
     event = sub.get(5)
     assert event.type == "reconnect" and sub.done
@@ -533,10 +539,7 @@ def test_new_window_displaces_the_old_one(tmux, open_stream, tmp_path):
 
 @needs_tmux
 def test_control_keys_reach_the_program(tmux, open_stream, tmp_path):
-    name = shell(tmux, tmp_path)
-    stream = open_stream(name)
-    sub = stream.subscribe()
-    sub.get(5)
+    name, stream, sub = watched_shell(tmux, open_stream, tmp_path)
     stream.send_input("sleep 30\r")
     wait_until(lambda: display(tmux, name, "#{pane_current_command}") == "sleep")
     stream.send_input(b"\x03")  # Ctrl-C
@@ -561,10 +564,7 @@ def test_resize_reaches_the_program(tmux, open_stream, tmp_path):
 
 @needs_tmux
 def test_killed_session_ends_stream_and_control_client(tmux, open_stream, tmp_path):
-    name = shell(tmux, tmp_path)
-    stream = open_stream(name)
-    sub = stream.subscribe()
-    sub.get(5)
+    name, stream, sub = watched_shell(tmux, open_stream, tmp_path)
     pid = stream.pid
     tmux.kill(name)
     event = sub.get(5)
