@@ -48,25 +48,23 @@ class EventsClient(JsonSocket):
         Each event is looked at once, however many arrive while waiting (a fast replay sends
         hundreds of ``EegBands`` a second).
         """
-        deadline = time.monotonic() + timeout
         looked_at = 0
-        with self._lock:
-            while True:
-                while looked_at < len(self.received):
-                    at, event = self.received[looked_at]
-                    looked_at += 1
-                    if at >= since and event["type"] == kind and predicate(event["payload"]):
-                        return event
-                if self.reader_error is not None:
-                    raise AssertionError(f"the /v1/events reader failed: {self.reader_error}")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    recent = Counter(event["type"] for at, event in self.received if at >= since)
-                    last = f"{time.time() - self.received[-1][0]:.1f} s ago" if self.received else "never"
-                    raise AssertionError(
-                        f"no {kind} event within {timeout} s; since then: {dict(recent)}; the last event came {last}"
-                    )
-                self._lock.wait(left)
+
+        def next_match(_messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+            nonlocal looked_at
+            while looked_at < len(self.received):
+                at, event = self.received[looked_at]
+                looked_at += 1
+                if at >= since and event["type"] == kind and predicate(event["payload"]):
+                    return event
+            return None
+
+        try:
+            return self.wait_messages(next_match, timeout)
+        except AssertionError as exc:
+            recent = Counter(event["type"] for at, event in self.received if at >= since)
+            last = f"{time.time() - self.received[-1][0]:.1f} s ago" if self.received else "never"
+            raise AssertionError(f"no {kind} event: {exc}; since then: {dict(recent)}; the last came {last}") from None
 
 
 def write_recording(path: Path, board_id: int, eeg_uv: np.ndarray, start_s: float | None = None) -> Path:

@@ -33,7 +33,6 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -596,9 +595,6 @@ class TerminalStream:
     timeout_s : float
         Seconds a tmux command (snapshot, input, resize) may take.
 
-    ``on_chunk``, when set, is called with each new :class:`Chunk` on the pipe's reader thread
-    (to note activity, say); it must not block.
-
     ``epoch`` is random per segment: sequence numbers of one segment mean nothing in another
     (after a runtime restart, or a snapshot), so a face hands the epoch to clients along with
     ``seq`` and passes both back to :meth:`subscribe`.
@@ -628,7 +624,6 @@ class TerminalStream:
         self._folder: PipeFolder | None = None
         self._closed = False
         self._close_reason: str | None = None
-        self.on_chunk: Callable[[Chunk], None] | None = None
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -859,9 +854,7 @@ class TerminalStream:
     def _append(self, segment: _Segment, data: bytes) -> None:
         if not data:
             return
-        chunk = segment.buffer.append(data)
-        if self.on_chunk is not None and segment is self._segment:
-            self.on_chunk(chunk)
+        segment.buffer.append(data)
         with self._cond:
             self._cond.notify_all()
 

@@ -128,7 +128,7 @@ class TerminalHub:
             if entry is None:
                 return
             name = entry[0]
-            if name not in self._streams or any(other == name for other, _sub in self._clients.values()):
+            if name not in self._streams or self._in_use(name):
                 return
             if self._streams[name].closed or self.linger_s <= 0:
                 stream = self._streams.pop(name)
@@ -142,10 +142,14 @@ class TerminalHub:
         if stream is not None:
             stream.close()
 
+    def _in_use(self, name: str) -> bool:
+        """Whether a client follows (or is joining) the stream of session ``name`` (lock held)."""
+        return any(other == name for other, _sub in self._clients.values())
+
     def _close_unused(self, name: str) -> None:
         with self._lock:
             self._closers.pop(name, None)
-            if any(other == name for other, _sub in self._clients.values()):
+            if self._in_use(name):
                 return
             stream = self._streams.pop(name, None)
         if stream is not None:

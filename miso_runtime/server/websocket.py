@@ -15,10 +15,13 @@ written into the middle of the first.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import flask_sock
 import simple_websocket
+
+from ..bus import BusEvent, Subscription
 
 
 class WholeFrameSocket:
@@ -52,3 +55,14 @@ def install() -> None:
     namespace, and has no option to choose the class, so the name is replaced there.
     """
     flask_sock.Server = WholeFrameServer  # type: ignore[misc]
+
+
+def bus_events(ws: Any, subscription: Subscription, idle_check_s: float) -> Iterator[BusEvent]:
+    """The subscription's events for as long as the client stays connected; while nothing
+    comes, whether it still is gets checked every ``idle_check_s`` seconds."""
+    while ws.connected:
+        event = subscription.get(timeout=idle_check_s)
+        if event is not None:
+            yield event
+        elif subscription.closed:
+            return

@@ -22,6 +22,7 @@ from ... import constants
 from ...auth import Access
 from ...bus import BusEvent
 from ..endpoint import endpoint
+from ..websocket import bus_events
 from . import runtime
 from .skill_neuro import status_document, websocket_clients
 
@@ -73,12 +74,7 @@ def events(ws):
     }
     with rt.bus.subscribe(capacity=config.client_queue_size, info=info) as subscription:
         ws.send(json.dumps(BusEvent(constants.EVENT_STATUS, status_document()).envelope()))
-        while ws.connected:
-            event = subscription.get(timeout=IDLE_CHECK_S)
-            if event is None:
-                if subscription.closed:
-                    break
-                continue
+        for event in bus_events(ws, subscription, IDLE_CHECK_S):
             try:
                 ws.send(json.dumps(event.envelope()))
             except (ConnectionClosed, OSError):

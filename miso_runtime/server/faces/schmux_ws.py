@@ -21,6 +21,7 @@ from ... import constants
 from ...auth import Access
 from ...errors import MisoError
 from ..endpoint import endpoint
+from ..websocket import bus_events
 from . import runtime
 from .events import sock
 
@@ -126,12 +127,7 @@ def dashboard(ws):
     rt = runtime()
     with rt.bus.subscribe(types=[constants.EVENT_AGENTS_STATE], capacity=64) as subscription:
         ws.send(json.dumps({"type": "sessions", "workspaces": rt.agents.last_state()}))
-        while ws.connected:
-            event = subscription.get(timeout=IDLE_CHECK_S)
-            if event is None:
-                if subscription.closed:
-                    break
-                continue
+        for event in bus_events(ws, subscription, IDLE_CHECK_S):
             gevent.sleep(DASHBOARD_DEBOUNCE_S)
             while (newer := subscription.get(timeout=0)) is not None:
                 event = newer
