@@ -35,6 +35,24 @@ LOG_FILE_BACKUPS = 3
 
 #: Largest request body accepted, in bytes; larger bodies get 413.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Header that carries a request's id: taken from the client when it sends a sane one, else
+#: made up; answered on every response and named in the log line of an unexpected error.
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_MAX_CHARS = 64
+
+# --- Input limits ---------------------------------------------------------------------------
+# What any route accepts at most, so that no number or string a client sends reaches SQLite,
+# the OS or a C library outside the range it can take.
+
+#: Latest time a route accepts: 9999-12-31T23:59:59Z in UNIX seconds (times are >= 1970).
+MAX_UNIX_S = 253_402_300_799
+#: Largest integer SQLite stores (a signed 64-bit integer); counts and offsets stay below it.
+SQLITE_MAX_INT = 2**63 - 1
+#: Longest file path a route accepts (Linux's PATH_MAX), and longest id or name.
+MAX_PATH_CHARS = 4096
+MAX_ID_CHARS = 256
+#: Longest duration any millisecond setting accepts: one day.
+MAX_SETTING_MS = 86_400_000
 
 # --- Store ----------------------------------------------------------------------------------
 
@@ -148,6 +166,16 @@ ARCHITECTURE_CHAT_FORMATS: dict[str, str] = {
 #: The format used when the architecture is not in the table above: most instruction-tuned
 #: models of the last years were trained on ChatML or tolerate it.
 FALLBACK_CHAT_FORMAT = "chatml"
+#: Every ``chat_format`` name llama-cpp-python 0.3.36 registers (a test compares this with its
+#: registry), and the multimodal ones the llm worker builds a projector handler for. A setting
+#: naming any other format is refused: llama.cpp would accept it at load and fail every chat.
+LLAMA_CHAT_FORMATS = (
+    "alpaca", "baichuan", "baichuan-2", "chatglm3", "chatml", "chatml-function-calling", "functionary",
+    "functionary-v1", "functionary-v2", "gemma", "intel", "llama-2", "llama-3", "mistral-instruct",
+    "mistrallite", "oasst_llama", "open-orca", "openbuddy", "openchat", "phind", "pygmalion", "qwen",
+    "redpajama-incite", "saiga", "snoozy", "vicuna", "zephyr",
+)  # fmt: skip
+LLAMA_MULTIMODAL_CHAT_FORMATS = ("llava-1-5", "llava-1-6", "moondream", "nanollava", "minicpm-v-2.6", "qwen2.5-vl")
 
 #: Event type published for every download update.
 DOWNLOAD_EVENT = "llm:download"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from .fields import PRINTABLE
+
 
 class MisoError(Exception):
     """An error with a status, a stable code and a human message.
@@ -54,5 +56,8 @@ def describe_validation_error(error: ValidationError, whole: str = "body") -> st
     parts = []
     for item in error.errors(include_url=False):
         location = ".".join(str(part) for part in item["loc"]) or whole
-        parts.append(f"{location}: {item['msg']}")
+        message = item["msg"]
+        if item["type"] == "string_pattern_mismatch" and (item.get("ctx") or {}).get("pattern") == PRINTABLE:
+            message = "must not contain NUL or other control characters"
+        parts.append(f"{location}: {message}")
     return "; ".join(parts)

@@ -31,8 +31,13 @@ class Sidecar:
         command: Sequence[str] | None = None,
         stdin: int | None = subprocess.DEVNULL,
         options_in_env: bool = False,
+        cwd: Path | None = None,
     ) -> None:
-        """``options_in_env`` passes port and data dir as MISO_PORT/MISO_DATA_DIR (for gunicorn)."""
+        """``options_in_env`` passes port and data dir as MISO_PORT/MISO_DATA_DIR (for gunicorn).
+
+        ``cwd`` is the process's working directory (default: the test's); where the runtime is
+        imported from does not depend on it.
+        """
         self.data_dir = data_dir
         self.token = token
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("MISO_")}
@@ -52,6 +57,7 @@ class Sidecar:
             stderr=self._stderr,
             stdin=stdin,
             env=base_env,
+            cwd=cwd,
         )
         self.ready = self._read_ready()
         self.port: int = self.ready["port"]

@@ -174,3 +174,34 @@ def test_openapi_is_generated_from_the_models(sidecar):
     properties = document["components"]["schemas"][schema_name]["properties"]
     assert {"message", "history", "options"} <= set(properties)
     assert json.dumps(document)  # serialisable
+
+
+def test_openapi_documents_what_each_route_answers(sidecar):
+    document = sidecar.get("/openapi.json").json()
+    paths = document["paths"]
+    operations = [operation for item in paths.values() for operation in item.values()]
+    assert operations and all({"4XX", "5XX"} <= set(op["responses"]) for op in operations)
+    assert all("422" not in op["responses"] for op in operations)  # spectree's own error shape is gone
+
+    def error_schema(path: str, method: str = "post") -> tuple[str, dict]:
+        ((mimetype, content),) = paths[path][method]["responses"]["4XX"]["content"].items()
+        return mimetype, content["schema"]
+
+    assert error_schema("/v1/analysis/metrics")[1]["required"] == ["code", "message"]  # skill
+    assert error_schema("/chat/stream")[1]["properties"]["error"]["required"] == ["code", "message"]  # Miso
+    assert set(error_schema("/v1/chat/completions")[1]["properties"]["error"]["required"]) == {
+        "message",
+        "type",
+        "param",
+        "code",
+    }  # OpenAI
+    assert error_schema("/api/spawn")[1]["properties"] == {"error": {"type": "string"}}  # schmux
+    assert error_schema("/api/config") == ("text/plain", {"type": "string"})  # schmux, plain text
+    assert "201" in paths["/v1/auth/tokens"]["post"]["responses"]
+    assert "202" in paths["/v1/llm/download/start"]["post"]["responses"]
+    assert "200" in paths["/v1/status"]["get"]["responses"]
+
+    # The input bounds are in the document, where clients and the fuzz test read them.
+    body = paths["/v1/history/find-session"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    ts_utc = document["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]["properties"]["ts_utc"]
+    assert ts_utc["minimum"] == 0 and ts_utc["maximum"] == 253_402_300_799

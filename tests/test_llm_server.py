@@ -146,6 +146,30 @@ def test_same_seed_same_text(llm_sidecar, client):
     assert ask() == ask()
 
 
+def test_a_64_bit_seed_is_taken_as_openai_takes_it(llm_sidecar, client):
+    ensure_tiny(llm_sidecar)
+
+    def ask(seed: int) -> str:
+        reply = client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "x"}], max_tokens=8, seed=seed, temperature=0.8
+        )
+        return reply.choices[0].message.content
+
+    assert ask(2**63 - 1) == ask(2**63 - 1) and ask(-(2**63)) == ask(-(2**63))
+
+
+def test_only_chat_formats_llama_cpp_has_are_accepted(llm_sidecar):
+    from llama_cpp.llama_chat_format import LlamaChatCompletionHandlerRegistry
+
+    from miso_runtime import constants
+
+    # The list we validate against is llama-cpp-python's own (an upgrade that changes it fails here).
+    assert set(constants.LLAMA_CHAT_FORMATS) == set(LlamaChatCompletionHandlerRegistry()._chat_handlers)
+    refused = llm_sidecar.post("/v1/settings/llm-config", json={"chat_format": "no-such-format"})
+    assert refused.status_code == 422 and refused.json()["message"].startswith("chat_format: Input should be")
+    assert llm_sidecar.get("/v1/settings/llm-config").json()["chat_format"] is None  # nothing changed
+
+
 def test_stop_sequences_and_params_object(llm_sidecar):
     ensure_tiny(llm_sidecar)
     body = {"messages": [{"role": "user", "content": "hi"}], "params": {"max_tokens": 5, "temperature": 0.1}}
@@ -328,6 +352,42 @@ def test_switch_mmproj_answers_clearly(llm_sidecar):
     assert missing.status_code == 404
     not_clip = llm_sidecar.post("/v1/llm/server/switch-mmproj", json={"path": "tiny-b.gguf"})
     assert not_clip.status_code == 422 and "not a projector" in not_clip.json()["message"]
+
+
+def test_a_multimodal_chat_format_without_a_projector_is_refused_at_load(llm_sidecar):
+    ensure_tiny(llm_sidecar)
+    assert llm_sidecar.post("/v1/settings/llm-config", json={"chat_format": "llava-1-5"}).status_code == 200
+    try:
+        refused = llm_sidecar.post("/v1/llm/server/switch-model", json={"model": "tiny-b"})
+        assert refused.status_code == 422 and refused.json()["code"] == "mmproj_required", refused.text
+        assert status(llm_sidecar)["model"] == "tiny"  # the loaded model keeps serving
+        chat = llm_sidecar.post(
+            "/v1/chat/completions", json={"model": "tiny-b", "messages": [{"role": "user", "content": "x"}]}
+        )
+        assert chat.status_code == 422 and chat.json()["error"]["code"] == "mmproj_required"
+    finally:
+        llm_sidecar.post("/v1/settings/llm-config", json={"chat_format": None})
+
+
+def test_messages_a_chat_template_cannot_render_are_a_400(llm_sidecar):
+    # A template that reads a field these messages lack (as tool-call templates do): jinja2 fails.
+    strict = llm_sidecar.data_dir / "models" / "strict.gguf"
+    write_tiny_llama_gguf(
+        strict, chat_template="{% for m in messages %}{{ m['content'] }}{{ m.tool_calls[0].id }}{% endfor %}"
+    )
+    llm_sidecar.post("/v1/llm/catalog/refresh")
+    try:
+        for stream in (False, True):
+            body = {"model": "strict", "messages": [{"role": "user", "content": "x"}], "stream": stream}
+            answer = llm_sidecar.post("/v1/chat/completions", json=body)
+            assert answer.status_code == 400, answer.text
+            error = answer.json()["error"]
+            assert error["code"] == "invalid_request" and "chat template refused these messages" in error["message"]
+        assert "Traceback" not in llm_sidecar.stderr_text().split("strict")[-1]
+    finally:
+        strict.unlink()
+        llm_sidecar.post("/v1/llm/catalog/refresh")
+        ensure_tiny(llm_sidecar)
 
 
 def test_stop_and_start(llm_sidecar):

@@ -52,6 +52,28 @@ def _multimodal_handler(command: LoadModel) -> Any:
     return getattr(llama_chat_format, handler_name)(clip_model_path=command.mmproj_path, verbose=False)
 
 
+def _unknown_chat_format(command: LoadModel) -> str | None:
+    """Why ``command.chat_format`` cannot serve chats, or None when it can.
+
+    llama.cpp takes any name at load and fails every chat after, so a name it does not have is
+    refused here, where the load can say so.
+    """
+    if not command.chat_format:
+        return None
+    if command.chat_format in _MULTIMODAL_HANDLERS:
+        return None if command.mmproj_path else f"the {command.chat_format} chat format needs a projector (mmproj)"
+    from llama_cpp.llama_chat_format import (
+        LlamaChatCompletionHandlerNotFoundException,
+        LlamaChatCompletionHandlerRegistry,
+    )
+
+    try:
+        LlamaChatCompletionHandlerRegistry().get_chat_completion_handler_by_name(command.chat_format)
+    except LlamaChatCompletionHandlerNotFoundException:
+        return f"llama-cpp-python has no chat format {command.chat_format!r}"
+    return None
+
+
 def _cpu_has_amx() -> bool:
     """Whether this (Linux) CPU has Intel AMX; False where that cannot be read."""
     try:
@@ -113,6 +135,10 @@ class LlmWorker:
             command.n_ctx,
             command.chat_format,
         )
+        unknown = _unknown_chat_format(command)
+        if unknown:
+            self._channel.send(ModelLoadFailed(command.name, command.path, unknown, self._name))
+            return
         try:
             llm = llama_cpp.Llama(
                 model_path=command.path,
@@ -170,7 +196,8 @@ class LlmWorker:
         if params.stop:
             kwargs["stop"] = params.stop
         if params.seed is not None:
-            kwargs["seed"] = params.seed
+            # OpenAI's seed is any 64-bit integer, llama.cpp's 32 bits, where 0xFFFFFFFF means "random".
+            kwargs["seed"] = params.seed % 0xFFFFFFFF
         started = time.perf_counter()
         first: float | None = None
         completion_tokens = 0
@@ -204,6 +231,12 @@ class LlmWorker:
             self._channel.send(GenerationFailed(command.request_id, code, str(exc)))
             return
         except Exception as exc:  # noqa: BLE001 - a failed generation must not end the worker
+            from jinja2 import TemplateError
+
+            if isinstance(exc, TemplateError):  # the model's chat template refused these messages
+                message = f"the model's chat template refused these messages: {exc}"
+                self._channel.send(GenerationFailed(command.request_id, "invalid_request", message))
+                return
             logger.exception("generation %s failed", command.request_id)
             self._channel.send(GenerationFailed(command.request_id, "generation_error", f"{type(exc).__name__}: {exc}"))
             return

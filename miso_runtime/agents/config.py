@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import constants
+from ..fields import PRINTABLE, PathText, SettingMs
 from ..settings_files import SettingsFile
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class _Section(BaseModel):
 
 class Repo(_Section):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
-    url: str = Field(min_length=1, description="URL, file:// URL or local path of the repository")
+    url: PathText = Field(description="URL, file:// URL or local path of the repository")
 
 
 class RunTarget(_Section):
@@ -42,7 +43,7 @@ class RunTarget(_Section):
 
     name: str = Field(min_length=1, max_length=100)
     type: Literal["promptable", "command"]
-    command: str = Field(min_length=1)
+    command: str = Field(min_length=1, max_length=constants.MAX_PATH_CHARS)
     source: Literal["user", "detected", "builtin"] = "user"
 
 
@@ -65,8 +66,8 @@ class ModelEntry(_Section):
 
 class Nudgenik(_Section):
     target: str | None = None
-    viewed_buffer_ms: int = Field(default=0, ge=0)
-    seen_interval_ms: int = Field(default=0, ge=0)
+    viewed_buffer_ms: SettingMs = 0
+    seen_interval_ms: SettingMs = 0
 
 
 class TerminalConfig(_Section):
@@ -79,18 +80,18 @@ class TerminalConfig(_Section):
 
 
 class SessionsConfig(_Section):
-    dashboard_poll_interval_ms: int = Field(default=constants.AGENTS_DASHBOARD_POLL_MS, ge=0)
-    git_status_poll_interval_ms: int = Field(default=constants.AGENTS_GIT_STATUS_POLL_MS, ge=0)
-    git_clone_timeout_ms: int = Field(default=constants.AGENTS_GIT_CLONE_TIMEOUT_MS, ge=0)
-    git_status_timeout_ms: int = Field(default=constants.AGENTS_GIT_STATUS_TIMEOUT_MS, ge=0)
+    dashboard_poll_interval_ms: SettingMs = constants.AGENTS_DASHBOARD_POLL_MS
+    git_status_poll_interval_ms: SettingMs = constants.AGENTS_GIT_STATUS_POLL_MS
+    git_clone_timeout_ms: SettingMs = constants.AGENTS_GIT_CLONE_TIMEOUT_MS
+    git_status_timeout_ms: SettingMs = constants.AGENTS_GIT_STATUS_TIMEOUT_MS
 
 
 class XtermConfig(_Section):
-    mtime_poll_interval_ms: int = Field(default=5000, ge=0)
-    query_timeout_ms: int = Field(default=5000, ge=0)
-    operation_timeout_ms: int = Field(default=10_000, ge=0)
-    max_log_size_mb: int = Field(default=50, ge=0)
-    rotated_log_size_mb: int = Field(default=10, ge=0)
+    mtime_poll_interval_ms: SettingMs = 5000
+    query_timeout_ms: SettingMs = 5000
+    operation_timeout_ms: SettingMs = 10_000
+    max_log_size_mb: int = Field(default=50, ge=0, le=1_000_000)
+    rotated_log_size_mb: int = Field(default=10, ge=0, le=1_000_000)
 
 
 class TlsConfig(_Section):
@@ -108,13 +109,13 @@ class NetworkConfig(_Section):
 class AccessControl(_Section):
     enabled: bool = False
     provider: str = "github"
-    session_ttl_minutes: int = Field(default=1440, ge=1)
+    session_ttl_minutes: int = Field(default=1440, ge=1, le=525_600)
 
 
 class AgentsConfig(_Section):
     """The whole config, as ``GET /api/config`` returns it (less ``needs_restart``, added by the face)."""
 
-    workspace_path: str = ""
+    workspace_path: str = Field(default="", max_length=constants.MAX_PATH_CHARS, pattern=PRINTABLE)
     source_code_management: Literal["git-worktree", "git"] = "git-worktree"
     repos: list[Repo] = Field(default_factory=list)
     run_targets: list[RunTarget] = Field(default_factory=list)

@@ -6,11 +6,14 @@ Kept by :class:`~miso_runtime.settings_files.SettingsFile` (atomic writes, parti
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import constants
 from ..settings_files import SettingsFile
+
+ChatFormat = Literal[constants.LLAMA_CHAT_FORMATS + constants.LLAMA_MULTIMODAL_CHAT_FORMATS]  # type: ignore[valid-type]
 
 
 class LlmConfig(BaseModel):
@@ -21,8 +24,10 @@ class LlmConfig(BaseModel):
     model: str | None = Field(default=None, description="catalog name of the model to serve")
     n_ctx: int = Field(default=constants.LLM_DEFAULT_N_CTX, ge=256, le=1_048_576, description="context size, tokens")
     n_threads: int | None = Field(default=None, ge=1, le=512, description="CPU threads; null = llama.cpp's choice")
-    n_gpu_layers: int = Field(default=0, ge=-1, description="layers offloaded to the GPU; -1 = all")
-    chat_format: str | None = Field(default=None, description="llama-cpp-python chat format; null = from the file")
+    n_gpu_layers: int = Field(default=0, ge=-1, le=10_000, description="layers offloaded to the GPU; -1 = all")
+    chat_format: ChatFormat | None = Field(
+        default=None, description="llama-cpp-python chat format; null = from the file"
+    )
     max_queue: int = Field(default=constants.LLM_DEFAULT_MAX_QUEUE, ge=0, le=1000)
     autostart: bool = Field(default=False, description="load the model when the runtime starts")
     mmproj: str | None = Field(default=None, description="path of a multimodal projector GGUF")

@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator
 
+from .. import constants
+from ..client_input import client_path
 from ..errors import MisoError
 from .catalog import ModelCatalog
 from .config import LlmConfigStore
@@ -20,7 +22,7 @@ from .gguf_info import detect_chat_format, read_gguf_info
 logger = logging.getLogger(__name__)
 
 #: llama-cpp-python chat formats whose chat handler takes a multimodal projector (clip GGUF).
-MULTIMODAL_CHAT_FORMATS = frozenset({"llava-1-5", "llava-1-6", "moondream", "nanollava", "minicpm-v-2.6", "qwen2.5-vl"})
+MULTIMODAL_CHAT_FORMATS = frozenset(constants.LLAMA_MULTIMODAL_CHAT_FORMATS)
 
 #: Model names that mean "whatever is loaded" (OpenAI clients must send some model name).
 LOADED_ALIASES = frozenset({"", "local", "default"})
@@ -52,6 +54,14 @@ class LlmService:
         if embedded and embedded.chat_format and not entry.info.has_chat_template:
             chat_format = config.chat_format or embedded.chat_format
         mmproj = config.mmproj if chat_format in MULTIMODAL_CHAT_FORMATS else None
+        if chat_format in MULTIMODAL_CHAT_FORMATS and not mmproj:
+            # llama.cpp would load it and then fail every chat: it has no handler without one.
+            raise MisoError(
+                422,
+                "mmproj_required",
+                f"the {chat_format} chat format needs a projector: set one with POST "
+                "/v1/llm/server/switch-mmproj, or choose another chat_format",
+            )
         # A context longer than the model was trained for only produces garbage past that point.
         trained = entry.info.context_length
         n_ctx = min(config.n_ctx, trained) if trained else config.n_ctx
@@ -100,20 +110,23 @@ class LlmService:
         Unlike :meth:`start`, this leaves the configured model alone: which model a chat asks
         for is that chat's business, not a change of the server's settings.
         """
-        if name is None or name in LOADED_ALIASES:
+        # Another request may stop or switch the model between this load and the check after
+        # it; one more load covers that race, a second one is a conflict the caller can retry.
+        for _attempt in range(2):
+            if name is None or name in LOADED_ALIASES:
+                loaded = self.engine.loaded_model
+                if loaded:
+                    return loaded
+                self._load(self.default_model_name())
+            else:
+                entry = self.catalog.find(name)
+                wanted = entry.id if entry else name
+                if self.engine.loaded_model != wanted:
+                    self._load(wanted)  # a chat naming a model uses it; it does not change the settings
             loaded = self.engine.loaded_model
-            if loaded:
+            if loaded is not None and (name is None or name in LOADED_ALIASES or loaded == wanted):
                 return loaded
-            self._load(self.default_model_name())
-        else:
-            entry = self.catalog.find(name)
-            wanted = entry.id if entry else name
-            if self.engine.loaded_model != wanted:
-                self._load(wanted)  # a chat naming a model uses it; it does not change the settings
-        loaded = self.engine.loaded_model
-        if loaded is None:
-            raise MisoError(503, "no_model", "the model did not stay loaded")
-        return loaded
+        raise MisoError(409, "no_model", "the model was stopped or switched by another request meanwhile; send again")
 
     def switch_mmproj(self, path_text: str) -> dict[str, Any]:
         """Store a projector path; loading it needs a multimodal chat handler for the model.
@@ -122,7 +135,7 @@ class LlmService:
         path is kept in the settings and loaded with the model when the model's chat format
         has such a handler; otherwise the answer says why (a 422) and nothing else changes.
         """
-        path = Path(path_text)
+        path = client_path(path_text)
         if not path.is_absolute():
             path = self.models_dir / path
         path = path.resolve()

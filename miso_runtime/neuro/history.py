@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import constants
+from ..client_input import client_path, unix_ms
 from ..errors import MisoError
 from ..store.eeg import EPOCH_BANDS, EPOCH_SCORES, EpochRepository, SessionRecord, SessionRepository
 from .boards import BoardError, BoardParams, layout_of
@@ -27,10 +28,6 @@ logger = logging.getLogger(__name__)
 CSV_CHUNK_SAMPLES = 256
 
 
-def _ms(seconds: float) -> int:
-    return int(round(seconds * 1000.0))
-
-
 def _midnight_ms(day: dt.date) -> int:
     """UTC ms of the start of a UTC day."""
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
@@ -40,7 +37,7 @@ def check_range(start_utc: float, end_utc: float) -> tuple[int, int]:
     """A range in UNIX seconds as UTC ms; ``start > end`` is the caller's mistake (400)."""
     if start_utc > end_utc:
         raise MisoError(400, "invalid_range", f"startUtc ({start_utc}) is after endUtc ({end_utc})")
-    return _ms(start_utc), _ms(end_utc)
+    return unix_ms(start_utc, "startUtc"), unix_ms(end_utc, "endUtc")
 
 
 def shape_means(row: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +127,7 @@ class HistoryService:
         }
 
     def find_session(self, ts_utc: float) -> dict[str, Any]:
-        record = self.sessions.containing(_ms(ts_utc))
+        record = self.sessions.containing(unix_ms(ts_utc, "ts_utc"))
         return {"found": record is not None, "session": record.to_dict() if record else None}
 
     # --- analysis ---------------------------------------------------------------------------
@@ -225,7 +222,7 @@ class HistoryService:
 
     def resolve_recording(self, path_text: str) -> Path:
         """A recording path inside the data dir (relative to it, or absolute); anything else is refused."""
-        raw = Path(path_text)
+        raw = client_path(path_text)
         if ".." in raw.parts:
             raise MisoError(400, "invalid_path", "the path must not contain '..'")
         root = self.data_dir.resolve()

@@ -28,6 +28,7 @@ from .faces import (
     skill_settings,
 )
 from .guard import RequestGuard
+from .request_ids import install_request_ids, request_id
 from .sse import StreamRegistry
 from .websocket import install as install_whole_frame_websockets
 
@@ -71,7 +72,9 @@ def create_app(runtime: Runtime) -> Flask:
     app.extensions["miso.runtime"] = runtime
     app.extensions["miso.streams"] = StreamRegistry()
     app.extensions["miso.envelope_for"] = envelope_of
+    app.extensions["miso.envelopes"] = envelopes
 
+    install_request_ids(app)
     RequestGuard(runtime.settings, runtime.tokens).install(app)
     install_whole_frame_websockets()
     for blueprint, _envelope in FACES:
@@ -79,8 +82,9 @@ def create_app(runtime: Runtime) -> Flask:
 
     @app.errorhandler(MisoError)
     def render_miso_error(error: MisoError) -> Response:
+        # An expected error: one line at most (a 5xx names the request), never a traceback.
         if error.status >= 500:
-            logger.error("%s %s failed: %s", request.method, request.path, error.message)
+            logger.error("%s %s failed (request %s): %s", request.method, request.path, request_id(), error.message)
         return envelope_of(request).render(error.status, error.code, error.message, error.headers)
 
     @app.errorhandler(HTTPException)
@@ -92,7 +96,9 @@ def create_app(runtime: Runtime) -> Flask:
 
     @app.errorhandler(Exception)
     def render_unexpected(error: Exception) -> Response:
-        logger.exception("%s %s raised", request.method, request.path)
-        return envelope_of(request).render(500, "internal_error", "the runtime hit an unexpected error; see its log")
+        rid = request_id()
+        logger.exception("%s %s raised (request %s)", request.method, request.path, rid)
+        message = f"the runtime hit an unexpected error; its log names request {rid}"
+        return envelope_of(request).render(500, "internal_error", message)
 
     return app

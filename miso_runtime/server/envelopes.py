@@ -24,6 +24,8 @@ class Envelope:
     #: Status for a body or query that does not validate.
     validation_status: int
     shape: Callable[[str, str], dict[str, Any] | str]
+    #: JSON Schema of what :attr:`shape` makes: ``/openapi.json`` documents every error with it.
+    schema: dict[str, Any]
     mimetype: str = "application/json"
 
     def render(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -32,8 +34,22 @@ class Envelope:
         return Response(body, status=status, mimetype=self.mimetype, headers=headers)
 
 
-MISO = Envelope("miso", 400, lambda code, message: {"error": {"code": code, "message": message}})
-SKILL = Envelope("skill", 422, lambda code, message: {"code": code, "message": message})
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    """A JSON object with exactly ``properties``, all required."""
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+_STRING: dict[str, Any] = {"type": "string"}
+
+MISO = Envelope(
+    "miso",
+    400,
+    lambda code, message: {"error": {"code": code, "message": message}},
+    _object(error=_object(code=_STRING, message=_STRING)),
+)
+SKILL = Envelope(
+    "skill", 422, lambda code, message: {"code": code, "message": message}, _object(code=_STRING, message=_STRING)
+)
 
 
 def _openai_shape(code: str, message: str) -> dict[str, Any]:
@@ -44,11 +60,16 @@ def _openai_shape(code: str, message: str) -> dict[str, Any]:
 
 
 #: OpenAI's envelope, so that OpenAI clients surface the message.
-OPENAI = Envelope("openai", 400, _openai_shape)
+OPENAI = Envelope(
+    "openai",
+    400,
+    _openai_shape,
+    _object(error=_object(message=_STRING, type=_STRING, param={"type": "null"}, code=_STRING)),
+)
 
 #: schmux's JSON errors (``{"error": "..."}``), and its plain-text ones (``http.Error``).
-SCHMUX = Envelope("schmux", 400, lambda code, message: {"error": message})
-SCHMUX_TEXT = Envelope("schmux-text", 400, lambda code, message: message + "\n", mimetype="text/plain")
+SCHMUX = Envelope("schmux", 400, lambda code, message: {"error": message}, _object(error=_STRING))
+SCHMUX_TEXT = Envelope("schmux-text", 400, lambda code, message: message + "\n", _STRING, mimetype="text/plain")
 
 #: Path prefixes of each contract, for requests that matched no route.
 _BY_PREFIX: list[tuple[str, Envelope]] = [
@@ -62,9 +83,14 @@ _BY_PREFIX: list[tuple[str, Envelope]] = [
 
 def envelope_for(request: Request, blueprints: dict[str, Envelope]) -> Envelope:
     """The envelope of the face that serves ``request`` (by blueprint, else by path)."""
-    if request.blueprint and request.blueprint in blueprints:
-        return blueprints[request.blueprint]
+    return envelope_of_route(request.blueprint, request.path, blueprints)
+
+
+def envelope_of_route(blueprint: str | None, path: str, blueprints: dict[str, Envelope]) -> Envelope:
+    """The envelope of the face whose blueprint is ``blueprint``; by ``path``'s contract when none is."""
+    if blueprint and blueprint in blueprints:
+        return blueprints[blueprint]
     for prefix, envelope in _BY_PREFIX:
-        if request.path.startswith(prefix):
+        if path.startswith(prefix):
             return envelope
     return MISO

@@ -9,8 +9,6 @@ spectree the models only for the document.
 
 from __future__ import annotations
 
-from typing import Any
-
 from spectree import SpecTree
 
 from .. import __version__
@@ -29,8 +27,3 @@ spec = SpecTree(
     ],
     security={"bearer": [], "x-miso-auth": [], "token": []},
 )
-
-
-def openapi_document() -> dict[str, Any]:
-    """The document for the current app (spectree reads the routes from ``current_app``)."""
-    return spec.spec

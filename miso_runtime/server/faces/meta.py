@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from ...auth import Access
+from ..api_document import openapi_document
 from ..endpoint import endpoint
-from ..openapi import openapi_document
 
 blueprint = Blueprint("meta", __name__)
 

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from ...fields import CInt
+
 
 def _aliases(*names: str) -> AliasChoices:
     return AliasChoices(*names)
@@ -29,7 +31,7 @@ class StreamOptions(BaseModel):
     provider: str | None = None
     model: str | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, gt=0, validation_alias=_aliases("maxTokens", "max_tokens"))
+    max_tokens: CInt | None = Field(default=None, gt=0, validation_alias=_aliases("maxTokens", "max_tokens"))
     api_key: str | None = Field(default=None, validation_alias=_aliases("apiKey", "api_key"), repr=False)
     openai_api_key: str | None = Field(
         default=None, validation_alias=_aliases("openaiApiKey", "openai_api_key"), repr=False

@@ -20,6 +20,7 @@ from ...auth import Access
 from ...errors import MisoError
 from ...llm.engine import Finished, GenerationError, GenerationParams, Queued, Text, new_request_id, now_s
 from ..endpoint import endpoint
+from ..request_ids import name_request
 from ..sse import sse_response
 from . import runtime, streams
 from .openai_models import ChatCompletionBody
@@ -165,6 +166,7 @@ def _complete(request_id: str, model: str, created: int, first: Any, events: Ite
 def _chat_completions(body: ChatCompletionBody) -> Response:
     llm = runtime().llm
     request_id = new_request_id()
+    name_request(request_id)  # answered in x-request-id, and the id abort-stream takes
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
     model, events = llm.chat(body.model, messages, _params(body), request_id)
     created = now_s()
@@ -179,7 +181,6 @@ def _chat_completions(body: ChatCompletionBody) -> Response:
         final_on_shutdown=SHUTDOWN_CHUNK,
         formatter=format_openai,
     )
-    response.headers["x-request-id"] = request_id
     return response
 
 

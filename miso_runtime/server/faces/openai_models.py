@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ...fields import CInt
+
 
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -40,10 +42,12 @@ class SamplingParams(BaseModel):
 
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: CInt | None = Field(default=None, ge=1)
+    max_completion_tokens: CInt | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(
+        default=None, ge=-(2**63), le=2**63 - 1, description="any 64-bit integer, as OpenAI takes it"
+    )
 
     @field_validator("stop")
     @classmethod

@@ -5,13 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.fields import FieldInfo
 
 from ...agents.config import AgentsConfig
+from ...fields import Printable
 
 
 def _partial(model: type[BaseModel], name: str) -> type[BaseModel]:
     """``model`` with every top-level field optional: a section given merges, an omitted one stays."""
-    fields: dict[str, Any] = {key: (info.annotation | None, None) for key, info in model.model_fields.items()}
+    fields: dict[str, Any] = {
+        # Each field keeps its bounds (and so its schema in /openapi.json); only its default changes.
+        key: (info.annotation | None, FieldInfo.merge_field_infos(info, default=None, default_factory=None))
+        for key, info in model.model_fields.items()
+    }
     fields["needs_restart"] = (bool | None, None)  # echoed back by clients that PUT what they GET; ignored
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
@@ -25,23 +31,23 @@ class SpawnBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    repo: str = ""
-    branch: str = ""
+    repo: Printable = ""
+    branch: Printable = ""
     prompt: str = ""
-    nickname: str = ""
+    nickname: Printable = ""
     targets: dict[str, int] = {}
-    workspace_id: str = ""
+    workspace_id: Printable = ""
     resume: bool = False
 
 
 class BranchConflictBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    repo: str = Field(min_length=1)
-    branch: str = Field(min_length=1)
+    repo: Printable = Field(min_length=1)
+    branch: Printable = Field(min_length=1)
 
 
 class NicknameBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    nickname: str = Field(max_length=200)
+    nickname: Printable = Field(max_length=200)

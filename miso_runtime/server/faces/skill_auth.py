@@ -49,7 +49,7 @@ def list_tokens():
 
 
 @blueprint.post("/v1/auth/tokens")
-@endpoint(Access.ADMIN, body=CreateTokenBody, response=CreatedToken, tags=("skill", "auth"))
+@endpoint(Access.ADMIN, body=CreateTokenBody, response=CreatedToken, status=201, tags=("skill", "auth"))
 def create_token(body: CreateTokenBody):
     """Issue a token with a scope and an expiry; its secret is returned only here."""
     issued = runtime().tokens.issue(body.name, body.acl, body.expiry)

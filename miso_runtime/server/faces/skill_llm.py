@@ -87,7 +87,7 @@ def catalog_refresh():
 
 
 @blueprint.post("/v1/llm/download/start")
-@endpoint(Access.ADMIN, body=DownloadStartBody, tags=TAGS)
+@endpoint(Access.ADMIN, body=DownloadStartBody, status=202, tags=TAGS)
 def download_start(body: DownloadStartBody):
     """Download a GGUF file into the models dir (resumable; optional sha256 check)."""
     return jsonify(runtime().downloads.start(body.url, body.file_name, body.sha256).to_dict()), 202

@@ -4,29 +4,33 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ... import constants
+from ...fields import Identifier, PathText
+from ...llm.config import ChatFormat
+
 
 class StartBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    model: str | None = Field(default=None, description="catalog model; null = the configured or default one")
+    model: Identifier | None = Field(default=None, description="catalog model; null = the configured or default one")
 
 
 class SwitchModelBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(min_length=1)
+    model: Identifier
 
 
 class SwitchMmprojBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    path: str = Field(min_length=1, description="path of a projector GGUF (absolute, or relative to the models dir)")
+    path: PathText = Field(description="path of a projector GGUF (absolute, or relative to the models dir)")
 
 
 class AbortBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    request_id: str | None = Field(default=None, description="null = the running generation")
+    request_id: Identifier | None = Field(default=None, description="null = the running generation")
 
 
 class LogsQuery(BaseModel):
@@ -36,15 +40,15 @@ class LogsQuery(BaseModel):
 class DownloadStartBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    url: str = Field(min_length=1)
-    file_name: str | None = None
+    url: str = Field(min_length=1, max_length=constants.MAX_PATH_CHARS)
+    file_name: Identifier | None = Field(default=None, max_length=constants.MAX_FILE_NAME_CHARS)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
 
 class DownloadIdBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1)
+    id: Identifier
 
 
 class LlmConfigBody(BaseModel):
@@ -52,11 +56,11 @@ class LlmConfigBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = None
+    model: Identifier | None = None
     n_ctx: int | None = None
     n_threads: int | None = None
     n_gpu_layers: int | None = None
-    chat_format: str | None = None
+    chat_format: ChatFormat | None = None
     max_queue: int | None = None
     autostart: bool | None = None
-    mmproj: str | None = None
+    mmproj: PathText | None = None

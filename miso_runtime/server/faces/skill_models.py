@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...auth import TokenScope
+from ...fields import Identifier
 
 Expiry = Literal["hour", "day", "week", "month", "never"]
 
@@ -26,7 +27,7 @@ class CreateTokenBody(BaseModel):
 class TokenIdBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1)
+    id: Identifier
 
 
 class TokenInfo(BaseModel):

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from ... import constants
+from ...fields import CInt, Identifier, Offset, PathText, UnixSeconds
 from ...neuro.settings import MAX_OVERLAP_S
 
 
@@ -23,7 +24,7 @@ class BoardParamsBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    serial_port: str | None = Field(default=None, description="e.g. /dev/ttyUSB0 (Cyton)")
+    serial_port: PathText | None = Field(default=None, description="e.g. /dev/ttyUSB0 (Cyton)")
     mac_address: str | None = None
     ip_address: str | None = None
     ip_address_aux: str | None = None
@@ -31,14 +32,14 @@ class BoardParamsBody(BaseModel):
     ip_port: int | None = Field(default=None, ge=0, le=65535)
     ip_port_aux: int | None = Field(default=None, ge=0, le=65535)
     ip_port_anc: int | None = Field(default=None, ge=0, le=65535)
-    ip_protocol: int | None = Field(default=None, ge=0)
+    ip_protocol: CInt | None = Field(default=None, ge=0)
     other_info: str | None = None
     timeout: int | None = Field(default=None, ge=0, le=600, description="discovery timeout, s")
     serial_number: str | None = None
-    file: str | None = Field(default=None, description="recording to replay (playback board, id -3)")
-    file_aux: str | None = None
-    file_anc: str | None = None
-    master_board: int | None = Field(default=None, description="board whose rows a playback/streaming board carries")
+    file: PathText | None = Field(default=None, description="recording to replay (playback board, id -3)")
+    file_aux: PathText | None = None
+    file_anc: PathText | None = None
+    master_board: CInt | None = Field(default=None, description="board whose rows a playback/streaming board carries")
 
 
 class LocationBody(BaseModel):
@@ -55,8 +56,8 @@ class StartSessionBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    board_id: int | None = Field(default=None, validation_alias=_alias("board_id", "boardId"))
-    device_id: str | None = Field(default=None, validation_alias=_alias("device_id", "deviceId"))
+    board_id: CInt | None = Field(default=None, validation_alias=_alias("board_id", "boardId"))
+    device_id: Identifier | None = Field(default=None, validation_alias=_alias("device_id", "deviceId"))
     params: BoardParamsBody = Field(default_factory=BoardParamsBody)
     location: LocationBody | None = None
     playback_speed: float = Field(
@@ -76,18 +77,18 @@ class StartSessionBody(BaseModel):
 class DeviceIdBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, validation_alias=_alias("id", "device_id", "deviceId"))
+    id: Identifier = Field(validation_alias=_alias("id", "device_id", "deviceId"))
 
 
 class SessionIdBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, validation_alias=_alias("id", "session_id", "sessionId"))
+    id: Identifier = Field(validation_alias=_alias("id", "session_id", "sessionId"))
 
 
 class SessionsQuery(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
 
 
 class DaysBody(BaseModel):
@@ -99,7 +100,7 @@ class DaysBody(BaseModel):
 class FindSessionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ts_utc: float = Field(ge=0, validation_alias=_alias("ts_utc", "tsUtc"), description="UNIX seconds")
+    ts_utc: UnixSeconds = Field(validation_alias=_alias("ts_utc", "tsUtc"))
 
 
 class RangeBody(BaseModel):
@@ -107,8 +108,8 @@ class RangeBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    start_utc: float = Field(ge=0, validation_alias=_alias("startUtc", "start_utc"), description="UNIX seconds")
-    end_utc: float = Field(ge=0, validation_alias=_alias("endUtc", "end_utc"), description="UNIX seconds")
+    start_utc: UnixSeconds = Field(validation_alias=_alias("startUtc", "start_utc"))
+    end_utc: UnixSeconds = Field(validation_alias=_alias("endUtc", "end_utc"))
 
 
 class DayMetricsBody(BaseModel):
@@ -116,18 +117,18 @@ class DayMetricsBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    session_ids: list[str] | None = Field(
+    session_ids: list[Identifier] | None = Field(
         default=None, max_length=1000, validation_alias=_alias("session_ids", "sessionIds", "sessions")
     )
-    start_utc: float | None = Field(default=None, ge=0, validation_alias=_alias("startUtc", "start_utc"))
-    end_utc: float | None = Field(default=None, ge=0, validation_alias=_alias("endUtc", "end_utc"))
+    start_utc: UnixSeconds | None = Field(default=None, validation_alias=_alias("startUtc", "start_utc"))
+    end_utc: UnixSeconds | None = Field(default=None, validation_alias=_alias("endUtc", "end_utc"))
 
 
 class CsvMetricsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(min_length=1, validation_alias=_alias("path", "csv_path", "csvPath", "file"))
-    board_id: int | None = Field(
+    path: PathText = Field(validation_alias=_alias("path", "csv_path", "csvPath", "file"))
+    board_id: CInt | None = Field(
         default=None,
         validation_alias=_alias("board_id", "boardId"),
         description="row layout of a file that belongs to no session",
