@@ -40,7 +40,11 @@ class LogsQuery(BaseModel):
 class DownloadStartBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    url: str = Field(min_length=1, max_length=constants.MAX_PATH_CHARS)
+    url: str = Field(
+        max_length=constants.MAX_PATH_CHARS,
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$",
+        description="an absolute http:// or https:// URL",
+    )
     file_name: Identifier | None = Field(default=None, max_length=constants.MAX_FILE_NAME_CHARS)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
