@@ -12,7 +12,7 @@ validation and error paths are fuzzed all the same:
   synthetic (``-1``) and playback boards, and ids BrainFlow does not know, are sent as
   generated. A discovery ``timeout`` is kept below 2 s.
 - ``POST /v1/llm/download/start``: the URL's host and port become the dead loopback port,
-  so the download starts and fails there (scheme and path are kept).
+  and its path ends in ``.gguf``, so the download starts and fails there (the scheme is kept).
 - ``POST``/``PUT /api/config``: an absolute ``workspace_path`` is moved under the test's sandbox, and
   every ``run_targets`` command becomes ``cat`` (a fuzzed string is never run by a shell).
 
@@ -73,7 +73,9 @@ def _download(body: dict[str, Any]) -> None:
     except ValueError:
         return
     if parts.netloc:
-        body["url"] = urllib.parse.urlunsplit(parts._replace(netloc=f"{DEAD_HOST}:{DEAD_PORT}"))
+        # The file must be a .gguf for the download to start at all; then it fails at the dead port.
+        path = parts.path if parts.path.lower().endswith(".gguf") else parts.path.rstrip("/") + "/fuzz.gguf"
+        body["url"] = urllib.parse.urlunsplit(parts._replace(netloc=f"{DEAD_HOST}:{DEAD_PORT}", path=path))
 
 
 def _agents_config(body: dict[str, Any]) -> None:

@@ -58,6 +58,10 @@ def test_expected_errors_log_no_traceback(side):
         side.post("/chat/stream", json={"message": ""}),
         side.http.post("/api/spawn", json={}, headers=side.auth),
         side.get("/v1/no-such-route"),
+        side.post("/v1/llm/download/start", json={"url": "http://[broken/model.gguf"}),  # urlsplit raises
+        side.post("/v1/llm/download/start", json={"url": "http://host:99999/model.gguf"}),
     ]
-    assert [a.status_code for a in answers] == [422, 422, 400, 404, 400, 400, 404]
+    for origin in ("http://[broken", "http://127.0.0.1:99999"):  # headers no schema describes
+        answers.append(side.get("/v1/status", headers={**side.auth, "Origin": origin}))
+    assert [a.status_code for a in answers] == [422, 422, 400, 404, 400, 400, 404, 400, 400, 403, 403]
     assert "Traceback" not in side.stderr_text()

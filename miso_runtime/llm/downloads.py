@@ -124,6 +124,17 @@ def validate_file_name(name: str) -> str:
     return name
 
 
+def _check_url(url: str) -> None:
+    """A 400 unless ``url`` is an absolute http(s) URL with a host and, if any, a valid port."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number below 65536
+    except (TypeError, ValueError) as exc:  # e.g. "Invalid IPv6 URL" for a lone "["
+        raise MisoError(400, "invalid_request", f"url is not a valid URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise MisoError(400, "invalid_request", "url must be an absolute http:// or https:// URL")
+
+
 def file_name_from_url(url: str) -> str:
     """The last segment of the URL's path, percent-decoded (the query is ignored)."""
     path = urlsplit(url).path
@@ -268,9 +279,7 @@ class DownloadManager:
 
         An existing ``.part`` file of the same name is resumed from, e.g. after a restart.
         """
-        scheme = urlsplit(url).scheme.lower() if isinstance(url, str) else ""
-        if scheme not in ("http", "https") or not urlsplit(url).netloc:
-            raise MisoError(400, "invalid_request", "url must be an absolute http:// or https:// URL")
+        _check_url(url)
         name = validate_file_name(file_name if file_name is not None else file_name_from_url(url))
         if sha256 is not None and not _SHA256_RE.match(sha256):
             raise MisoError(400, "invalid_request", "sha256 must be 64 hexadecimal characters")

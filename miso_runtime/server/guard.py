@@ -63,8 +63,12 @@ class RequestGuard:
         if origin.rstrip("/") in self._origins:
             return True
         # Same origin: a page served by this runtime itself.
-        parts = urlsplit(origin)
-        return parts.hostname in self._hosts and f"{parts.hostname}:{parts.port}" == request.host
+        try:
+            parts = urlsplit(origin)
+            port = parts.port
+        except ValueError:  # "http://[x" or a port past 65535: not an origin at all
+            return False
+        return parts.hostname in self._hosts and f"{parts.hostname}:{port}" == request.host
 
     def check(self) -> Response | None:
         if _hostname(request.host) not in self._hosts:
