@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import constants
 from .errors import MisoError
+from .fields import is_printable
 
 
 def unix_ms(seconds: float, name: str = "time") -> int:
@@ -26,8 +27,7 @@ def unix_ms(seconds: float, name: str = "time") -> int:
 
 def client_path(text: str, name: str = "path") -> Path:
     """``text`` as a path; a 400 when no file could have that name (empty, too long, a control character)."""
-    printable = all(ord(char) >= 0x20 and char != "\x7f" for char in text)
-    if not text or len(text) > constants.MAX_PATH_CHARS or not printable:
+    if not text or len(text) > constants.MAX_PATH_CHARS or not is_printable(text):
         raise MisoError(
             400,
             "invalid_path",

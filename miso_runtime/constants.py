@@ -167,15 +167,23 @@ ARCHITECTURE_CHAT_FORMATS: dict[str, str] = {
 #: models of the last years were trained on ChatML or tolerate it.
 FALLBACK_CHAT_FORMAT = "chatml"
 #: Every ``chat_format`` name llama-cpp-python 0.3.36 registers (a test compares this with its
-#: registry), and the multimodal ones the llm worker builds a projector handler for. A setting
-#: naming any other format is refused: llama.cpp would accept it at load and fail every chat.
+#: registry), and the multimodal ones, with the llama-cpp-python chat handler class the llm
+#: worker builds around a projector for each. A setting naming any other format is refused:
+#: llama.cpp would accept it at load and fail every chat.
 LLAMA_CHAT_FORMATS = (
     "alpaca", "baichuan", "baichuan-2", "chatglm3", "chatml", "chatml-function-calling", "functionary",
     "functionary-v1", "functionary-v2", "gemma", "intel", "llama-2", "llama-3", "mistral-instruct",
     "mistrallite", "oasst_llama", "open-orca", "openbuddy", "openchat", "phind", "pygmalion", "qwen",
     "redpajama-incite", "saiga", "snoozy", "vicuna", "zephyr",
 )  # fmt: skip
-LLAMA_MULTIMODAL_CHAT_FORMATS = ("llava-1-5", "llava-1-6", "moondream", "nanollava", "minicpm-v-2.6", "qwen2.5-vl")
+LLAMA_MULTIMODAL_CHAT_HANDLERS = {
+    "llava-1-5": "Llava15ChatHandler",
+    "llava-1-6": "Llava16ChatHandler",
+    "moondream": "MoondreamChatHandler",
+    "nanollava": "NanoLlavaChatHandler",
+    "minicpm-v-2.6": "MiniCPMv26ChatHandler",
+    "qwen2.5-vl": "Qwen25VLChatHandler",
+}
 
 #: Event type published for every download update.
 DOWNLOAD_EVENT = "llm:download"

@@ -8,6 +8,7 @@ turns each of those failures into a 4xx naming the field, and puts the bound int
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field
@@ -17,6 +18,13 @@ from . import constants
 #: No NUL and no other C0 control character: such a string cannot name a file, an id or a
 #: branch (the OS, git and SQLite would cut it or refuse it).
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+_PRINTABLE = re.compile(PRINTABLE)
+
+
+def is_printable(text: str) -> bool:
+    """Whether ``text`` matches :data:`PRINTABLE` (whole: Python's ``$`` would let a final newline by)."""
+    return _PRINTABLE.fullmatch(text) is not None
+
 
 #: A time in UNIX seconds, 1970 to 9999 (a finite number: ``1e309`` and NaN are refused).
 UnixSeconds = Annotated[

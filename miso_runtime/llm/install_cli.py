@@ -18,9 +18,7 @@ def _describe(models_dir: Path) -> str:
     lines = []
     for model in EMBEDDED_MODELS:
         view = model.to_dict(models_dir)
-        marks = ", ".join(
-            m for m in ("default" if view["default"] else "", "installed" if view["installed"] else "") if m
-        )
+        marks = ", ".join(mark for mark in ("default", "installed") if view[mark])
         size_mb = model.size_bytes / 1e6
         lines.append(
             f"{model.name:<24} {size_mb:6.0f} MB  {model.licence:<20} {model.title}" + (f"  [{marks}]" if marks else "")

@@ -22,7 +22,7 @@ from .gguf_info import detect_chat_format, read_gguf_info
 logger = logging.getLogger(__name__)
 
 #: llama-cpp-python chat formats whose chat handler takes a multimodal projector (clip GGUF).
-MULTIMODAL_CHAT_FORMATS = frozenset(constants.LLAMA_MULTIMODAL_CHAT_FORMATS)
+MULTIMODAL_CHAT_FORMATS = frozenset(constants.LLAMA_MULTIMODAL_CHAT_HANDLERS)
 
 #: Model names that mean "whatever is loaded" (OpenAI clients must send some model name).
 LOADED_ALIASES = frozenset({"", "local", "default"})
@@ -110,22 +110,23 @@ class LlmService:
         Unlike :meth:`start`, this leaves the configured model alone: which model a chat asks
         for is that chat's business, not a change of the server's settings.
         """
-        # Another request may stop or switch the model between this load and the check after
-        # it; one more load covers that race, a second one is a conflict the caller can retry.
-        for _attempt in range(2):
-            if name is None or name in LOADED_ALIASES:
-                loaded = self.engine.loaded_model
-                if loaded:
-                    return loaded
-                self._load(self.default_model_name())
-            else:
-                entry = self.catalog.find(name)
-                wanted = entry.id if entry else name
-                if self.engine.loaded_model != wanted:
-                    self._load(wanted)  # a chat naming a model uses it; it does not change the settings
+        any_model = name is None or name in LOADED_ALIASES
+        entry = None if any_model else self.catalog.find(name)
+        wanted = entry.id if entry else name
+
+        def served() -> str | None:
             loaded = self.engine.loaded_model
-            if loaded is not None and (name is None or name in LOADED_ALIASES or loaded == wanted):
+            return loaded if loaded is not None and (any_model or loaded == wanted) else None
+
+        # Another request may stop or switch the model between a load and the check after it;
+        # one more load covers that race, and a second one is a conflict the caller can retry.
+        for _attempt in range(2):
+            if loaded := served():
                 return loaded
+            # A chat naming a model uses it; it does not change the settings.
+            self._load(self.default_model_name() if any_model else wanted)
+        if loaded := served():
+            return loaded
         raise MisoError(409, "no_model", "the model was stopped or switched by another request meanwhile; send again")
 
     def switch_mmproj(self, path_text: str) -> dict[str, Any]:

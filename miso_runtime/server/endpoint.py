@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from typing import Any, Callable, TypeVar
 
 from flask import current_app, request
@@ -19,7 +18,7 @@ from spectree import Response as SpecResponse
 
 from ..auth import Access
 from ..errors import MisoError, describe_validation_error
-from ..fields import PRINTABLE
+from ..fields import is_printable
 from .openapi import spec
 
 ACCESS_ATTRIBUTE = "miso_access"
@@ -28,7 +27,6 @@ BODY_ATTRIBUTE = "miso_body"
 STATUS_ATTRIBUTE = "miso_status"
 
 View = TypeVar("View", bound=Callable[..., Any])
-_PRINTABLE = re.compile(PRINTABLE)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -94,7 +92,7 @@ def _check_path_values(values: dict[str, Any]) -> None:
     tmux or SQLite, which refuse it in their own ways.
     """
     for name, value in values.items():
-        if isinstance(value, str) and (not value or not _PRINTABLE.fullmatch(value)):
+        if isinstance(value, str) and (not value or not is_printable(value)):
             raise MisoError(404, "not_found", f"no {name.replace('_', ' ')} {value!r}")
 
 
