@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from workers.protocol import WorkerSpec
+from workers.protocol.base import WorkerSpec
 from workers.rpc import RpcClient
 from workers.supervisor import RestartPolicy, Supervisor
 
@@ -26,6 +26,7 @@ from .chat.providers.local_chat import LocalProvider
 from .chat.providers.registry import ProviderRegistry
 from .chat.service import ChatService
 from .config import Settings
+from .errors import MisoError
 from .llm.catalog import ModelCatalog as GgufCatalog
 from .llm.config import LlmConfigStore
 from .llm.downloads import DownloadManager
@@ -173,7 +174,7 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     for name in ("llm", "capture", "agents"):
         supervisor.on_exit(name, lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
-    agents_rpc = RpcClient(agents_worker, "agents")
+    agents_rpc = RpcClient(agents_worker, "agents", error=MisoError)
     agents = AgentsService(agents_rpc, agents_config, bus.publish)
     supervisor.on_event("agents", agents_rpc.handle_event)
     supervisor.on_event("agents", agents.handle_event)

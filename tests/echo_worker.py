@@ -6,7 +6,8 @@ import logging
 import time
 from typing import Any
 
-from workers.protocol import Abort, Shutdown
+from workers.protocol.base import Shutdown
+from workers.protocol.llm import Abort
 from workers.runner import Channel
 
 logger = logging.getLogger("echo")

@@ -6,7 +6,8 @@ import os
 from typing import Any
 
 from miso_runtime.errors import MisoError
-from workers.protocol import Call, Shutdown
+from workers.protocol.base import Shutdown
+from workers.protocol.rpc import Call
 from workers.rpc import answer
 from workers.runner import Channel
 

@@ -32,7 +32,7 @@ from miso_runtime.agents.terminal import (
 )
 from miso_runtime.agents.terminal_hub import TerminalHub
 from miso_runtime.agents.tmux_sessions import SessionNotFoundError, TmuxSessions
-from workers.protocol import TerminalAttach, TerminalClientMessage, TerminalOut
+from workers.protocol.agents import TerminalAttach, TerminalClientMessage, TerminalOut
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from miso_runtime.errors import MisoError
-from workers.protocol import WorkerSpec
+from workers.protocol.base import WorkerSpec
 from workers.rpc import RpcClient
 from workers.supervisor import Supervisor
 
@@ -14,7 +14,7 @@ from workers.supervisor import Supervisor
 def rpc():
     supervisor = Supervisor()
     worker = supervisor.add(WorkerSpec("rpc", "tests.rpc_worker:run"))
-    client = RpcClient(worker, "rpc")
+    client = RpcClient(worker, "rpc", error=MisoError)
     supervisor.on_event("rpc", client.handle_event)
     supervisor.on_exit("rpc", client.handle_exit)
     supervisor.start_all()

@@ -11,7 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from workers.protocol import Abort, LogLine, WorkerSpec, WorkerStarted
+from workers.protocol.base import LogLine, WorkerSpec, WorkerStarted
+from workers.protocol.llm import Abort
 from workers.supervisor import Supervisor, WorkerState, WorkerUnavailable
 
 ECHO = WorkerSpec("echo", "tests.echo_worker:run")
@@ -126,7 +127,7 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path: Path):
         textwrap.dedent(
             """
             import time
-            from workers.protocol import WorkerSpec
+            from workers.protocol.base import WorkerSpec
             from workers.supervisor import Supervisor
 
             if __name__ == "__main__":

@@ -17,7 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .protocol import AgentsState, Call, Shutdown, TerminalAttach, TerminalClientMessage, TerminalDetach
+from .protocol.agents import AgentsState, TerminalAttach, TerminalClientMessage, TerminalDetach
+from .protocol.base import Shutdown
+from .protocol.rpc import Call
 from .rpc import answer
 from .runner import Channel
 

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .protocol import CancelRetry, ConfigurePipeline, RetryConnect, Shutdown, StartCapture, StopCapture
+from .protocol.base import Shutdown
+from .protocol.capture import CancelRetry, ConfigurePipeline, RetryConnect, StartCapture, StopCapture
 from .runner import Channel
 
 logger = logging.getLogger("miso.capture_worker")

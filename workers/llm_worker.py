@@ -15,7 +15,8 @@ from typing import Any
 
 from miso_runtime import constants
 
-from .protocol import (
+from .protocol.base import Shutdown
+from .protocol.llm import (
     Abort,
     Generate,
     GenerationDone,
@@ -24,7 +25,6 @@ from .protocol import (
     ModelLoaded,
     ModelLoadFailed,
     ModelUnloaded,
-    Shutdown,
     TextChunk,
     UnloadModel,
 )

@@ -6,7 +6,9 @@ type per operation, a worker publishes plain methods and the server calls them b
 errors come back as an HTTP status, code and message, so a face renders them like its own.
 
 :class:`RpcClient` runs in the server (plain ``threading``: gevent's there), :func:`answer`
-in the worker.
+in the worker. This module imports nothing from ``miso_runtime``: an error raised by a published
+method is recognised by its ``status``/``code``/``message`` attributes (``MisoError`` has them), and
+the client raises errors through the ``error`` factory it is given.
 """
 
 from __future__ import annotations
@@ -17,15 +19,26 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from miso_runtime.errors import MisoError
-
-from .protocol import Call, CallDone
+from .protocol.rpc import Call, CallDone
 
 logger = logging.getLogger(__name__)
 
 
 class CommandSink(Protocol):
     def send(self, command: Any) -> None: ...
+
+
+class RpcError(Exception):
+    """A failed call as an HTTP status, a stable code and a message (the default error factory)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+ErrorFactory = Callable[[int, str, str], Exception]
 
 
 @dataclass
@@ -37,14 +50,15 @@ class _Pending:
 class RpcClient:
     """The server's side: :meth:`call` sends a :class:`Call` and waits for its :class:`CallDone`."""
 
-    def __init__(self, worker: CommandSink, worker_name: str) -> None:
+    def __init__(self, worker: CommandSink, worker_name: str, error: ErrorFactory = RpcError) -> None:
         self._worker = worker
         self._name = worker_name
+        self._error = error
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
 
     def call(self, method: str, timeout_s: float, **args: Any) -> Any:
-        """The method's result; its error as a MisoError; 503 when the worker is down or dies."""
+        """The method's result; its error through the error factory; 503 when the worker is down or dies."""
         call_id = uuid.uuid4().hex
         pending = _Pending()
         with self._lock:
@@ -53,9 +67,9 @@ class RpcClient:
             try:
                 self._worker.send(Call(call_id, method, args))
             except Exception as exc:  # noqa: BLE001 - WorkerUnavailable or a closed pipe
-                raise MisoError(503, "worker_unavailable", f"the {self._name} worker is not running: {exc}") from None
+                raise self._error(503, "worker_unavailable", f"the {self._name} worker is not running: {exc}") from None
             if not pending.done.wait(timeout_s):
-                raise MisoError(
+                raise self._error(
                     504, "worker_timeout", f"the {self._name} worker did not answer {method} in {timeout_s:g} s"
                 )
         finally:
@@ -64,7 +78,7 @@ class RpcClient:
         answer = pending.answer
         assert answer is not None
         if answer.status >= 400:
-            raise MisoError(answer.status, answer.code, answer.message)
+            raise self._error(answer.status, answer.code, answer.message)
         return answer.result
 
     def handle_event(self, _name: str, event: Any) -> None:
@@ -93,10 +107,11 @@ def answer(methods: dict[str, Callable[..., Any]], call: Call) -> CallDone:
         return CallDone(call.call_id, status=404, code="no_such_method", message=f"no method {call.method!r}")
     try:
         return CallDone(call.call_id, result=method(**call.args))
-    except MisoError as exc:
-        return CallDone(call.call_id, status=exc.status, code=exc.code, message=exc.message)
-    except TypeError as exc:
-        return CallDone(call.call_id, status=400, code="invalid_request", message=str(exc))
     except Exception as exc:  # noqa: BLE001 - one failed call must not end the worker
+        status = getattr(exc, "status", None)
+        if isinstance(status, int) and isinstance(getattr(exc, "code", None), str):
+            return CallDone(call.call_id, status=status, code=exc.code, message=str(getattr(exc, "message", exc)))
+        if isinstance(exc, TypeError):
+            return CallDone(call.call_id, status=400, code="invalid_request", message=str(exc))
         logger.exception("%s failed", call.method)
         return CallDone(call.call_id, status=500, code="internal_error", message=f"{call.method} failed: {exc}")

@@ -15,7 +15,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .protocol import Command, Event, LogLine, WorkerStarted
+from .protocol.base import Command, Event, LogLine, WorkerStarted
 
 #: Seconds between checks that the parent is alive; a worker exits within about this long.
 PARENT_POLL_S = 0.25

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Callable
 
-from .protocol import Command, Event, Shutdown, WorkerSpec, WorkerStarted
+from .protocol.base import Command, Event, Shutdown, WorkerSpec, WorkerStarted
 from .runner import worker_main
 
 logger = logging.getLogger(__name__)

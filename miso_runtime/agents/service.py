@@ -13,7 +13,7 @@ import threading
 from dataclasses import asdict
 from typing import Any, Callable, Protocol
 
-from workers.protocol import AgentsState
+from workers.protocol.agents import AgentsState
 
 from .. import constants
 from .config import AgentsConfigStore

@@ -14,7 +14,8 @@ import logging
 import threading
 from typing import Callable
 
-from workers.protocol import Event, TerminalAttach, TerminalClientMessage, TerminalOut
+from workers.protocol.agents import TerminalAttach, TerminalClientMessage, TerminalOut
+from workers.protocol.base import Event
 
 from .. import constants
 from ..errors import MisoError

@@ -15,7 +15,7 @@ import threading
 import uuid
 from typing import Any, Protocol
 
-from workers.protocol import TerminalAttach, TerminalClientMessage, TerminalDetach, TerminalOut
+from workers.protocol.agents import TerminalAttach, TerminalClientMessage, TerminalDetach, TerminalOut
 
 from ..errors import MisoError
 

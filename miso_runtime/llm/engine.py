@@ -22,20 +22,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Callable, Iterator, Protocol
 
-from workers.protocol import (
+from workers.protocol.base import LogLine, WorkerStarted
+from workers.protocol.llm import (
     Abort,
     Generate,
     GenerationDone,
     GenerationFailed,
     GenerationParams,
     LoadModel,
-    LogLine,
     ModelLoaded,
     ModelLoadFailed,
     ModelUnloaded,
     TextChunk,
     UnloadModel,
-    WorkerStarted,
 )
 
 from .. import constants

@@ -23,14 +23,14 @@ from typing import Callable
 import numpy as np
 from brainflow.board_shim import BoardShim, BrainFlowError
 
-from workers.protocol import (
+from workers.protocol.base import Event
+from workers.protocol.capture import (
     BandsComputed,
     BoardConnected,
     BoardLost,
     CaptureEnded,
     CaptureFailed,
     EpochStored,
-    Event,
     ReconnectState,
     StartCapture,
 )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from workers.protocol import (
+from workers.protocol.capture import (
     BandsComputed,
     BoardConnected,
     BoardLost,
