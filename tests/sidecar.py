@@ -95,6 +95,14 @@ class Sidecar:
         kwargs.setdefault("headers", self.auth)
         return self.http.post(path, **kwargs)
 
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs.setdefault("headers", self.auth)
+        return self.http.put(path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs.setdefault("headers", self.auth)
+        return self.http.delete(path, **kwargs)
+
     def stream_chat(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> list[tuple[str, dict]]:
         """POST /chat/stream and return every (event, data) pair until the stream ends."""
         with self.http.stream("POST", "/chat/stream", json=body, headers=headers or self.auth) as response:

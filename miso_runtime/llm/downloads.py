@@ -102,8 +102,8 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def validate_file_name(name: str) -> str:
-    """Return ``name`` if it is a plain ``*.gguf`` file name, else raise ``MisoError(400)``.
+def validate_file_name(name: str, suffix: str = MODEL_SUFFIX) -> str:
+    """Return ``name`` if it is a plain file name ending in ``suffix``, else raise ``MisoError(400)``.
 
     The name becomes a path inside the models directory, so anything that could climb out of it
     or hide a file (separators, ``..``, a leading dot, NUL) is refused rather than cleaned up.
@@ -119,8 +119,8 @@ def validate_file_name(name: str) -> str:
         or name.strip() != name
     ):
         raise MisoError(400, "invalid_request", f"file name {name!r} must be a plain file name, with no path")
-    if not name.lower().endswith(MODEL_SUFFIX) or len(name) <= len(MODEL_SUFFIX):
-        raise MisoError(400, "invalid_request", f"file name {name!r} must end in {MODEL_SUFFIX}")
+    if not name.lower().endswith(suffix) or len(name) <= len(suffix):
+        raise MisoError(400, "invalid_request", f"file name {name!r} must end in {suffix}")
     return name
 
 
@@ -261,11 +261,23 @@ class DownloadManager:
         Where finished files land (created when needed); part files live beside them.
     on_event : Callable[[str, dict], None]
         Called with ``("llm:download", info.to_dict())``; never while the manager's lock is held.
+    progress_interval_s : float
+        Least time between two progress events of one download, seconds.
+    suffix : str
+        What every file name must end in (``.gguf`` for models, ``.onnx`` for EEG encoders).
     """
 
-    def __init__(self, models_dir: Path, on_event: Callable[[str, dict], None]) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        on_event: Callable[[str, dict], None],
+        progress_interval_s: float = DOWNLOAD_PROGRESS_INTERVAL_S,
+        suffix: str = MODEL_SUFFIX,
+    ) -> None:
         self._dir = Path(models_dir)
         self._on_event = on_event
+        self._progress_interval_s = progress_interval_s
+        self._suffix = suffix
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._outbox: deque[dict[str, Any]] = deque()
@@ -280,7 +292,7 @@ class DownloadManager:
         An existing ``.part`` file of the same name is resumed from, e.g. after a restart.
         """
         _check_url(url)
-        name = validate_file_name(file_name if file_name is not None else file_name_from_url(url))
+        name = validate_file_name(file_name if file_name is not None else file_name_from_url(url), self._suffix)
         if sha256 is not None and not _SHA256_RE.match(sha256):
             raise MisoError(400, "invalid_request", "sha256 must be 64 hexadecimal characters")
         expected = sha256.lower() if sha256 else None
@@ -504,7 +516,7 @@ class DownloadManager:
                 return
             job.info.bytes_done = done
             now = time.monotonic()
-            if now - job.last_emit >= DOWNLOAD_PROGRESS_INTERVAL_S:
+            if now - job.last_emit >= self._progress_interval_s:
                 mark_time, mark_bytes = job.speed_mark
                 if mark_time and now > mark_time and done >= mark_bytes:
                     job.info.speed_bytes_per_s = (done - mark_bytes) / (now - mark_time)

@@ -77,6 +77,7 @@ class Capture:
         self._writer: RecordingWriter | None = None
         self._replay_copy: Path | None = None
         self._replay_t0_s: float | None = None
+        self._timeline_end_s = 0.0
         self._last_sample_at = 0.0
         self._connected_at = 0.0
         self._first_ts_s: float | None = None
@@ -243,7 +244,11 @@ class Capture:
                 epoch_means(epoch),
                 epoch_metrics_json(epoch, layout.channel_names),
             )
-            self._send(EpochStored(session_id, epoch_id, epoch.start_utc_ms, epoch.end_utc_ms))
+            self._send(
+                EpochStored(
+                    session_id, epoch_id, epoch.start_utc_ms, epoch.end_utc_ms, epoch.raw_uv, layout.sample_rate_hz
+                )
+            )
         return True
 
     def _restamp(self, data: np.ndarray, layout: BoardLayout) -> None:
@@ -256,9 +261,12 @@ class Capture:
         real time from the moment it started.
         """
         if self._replay_t0_s is None:
-            self._replay_t0_s = time.time()
+            # A replay's timeline runs ahead of the clock; the next one starts where it ended,
+            # so two replays in a row never share a moment (a search by time would mix them).
+            self._replay_t0_s = max(time.time(), self._timeline_end_s)
         index = self._n_samples + np.arange(data.shape[1])
         data[layout.timestamp_row] = self._replay_t0_s + index / layout.sample_rate_hz
+        self._timeline_end_s = float(data[layout.timestamp_row, -1]) + 1.0 / layout.sample_rate_hz
 
     # --- losing and getting the board back ---------------------------------------------------
 

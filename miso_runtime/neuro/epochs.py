@@ -82,6 +82,9 @@ class Epoch:
         None when no sliding window ended inside the epoch.
     first_sample : int
         Index of the epoch's first sample in the stream (0-based).
+    raw_uv : ndarray or None, shape (n_channels, n_samples)
+        The epoch's unfiltered EEG in µV (what the recording file holds), for its embedding;
+        set by :class:`~miso_runtime.neuro.pipeline.SignalPipeline`, None from a bare Epocher.
     """
 
     start_utc_ms: int
@@ -89,6 +92,7 @@ class Epoch:
     n_samples: int
     metrics: Optional[EpochMetrics]
     first_sample: int = 0
+    raw_uv: Optional[np.ndarray] = None
 
 
 class Epocher:

@@ -67,6 +67,34 @@ def channel_mean(values: np.ndarray) -> float | None:
     return float(finite.mean()) if finite.size else None
 
 
+class _RawWindow:
+    """The newest unfiltered samples of the stream, addressed by their index since the last reset.
+
+    Why: an epoch's embedding is computed from the raw samples (those the recording file
+    holds, so re-embedding from the file later gives the same vector), but the epocher only
+    sees filtered chunks; this keeps at most one epoch plus one chunk of raw EEG.
+    """
+
+    def __init__(self, n_channels: int) -> None:
+        self._data = np.zeros((n_channels, 0), dtype=np.float32)
+        self._start = 0  # stream index of self._data[:, 0]
+
+    def append(self, raw: np.ndarray) -> None:
+        self._data = np.concatenate([self._data, raw.astype(np.float32)], axis=1)
+
+    def take(self, first_sample: int, n_samples: int) -> np.ndarray | None:
+        lo = first_sample - self._start
+        if lo < 0 or lo + n_samples > self._data.shape[1]:
+            return None
+        return self._data[:, lo : lo + n_samples].copy()
+
+    def keep_last(self, n_samples: int) -> None:
+        drop = max(0, self._data.shape[1] - n_samples)
+        if drop:
+            self._data = self._data[:, drop:]
+            self._start += drop
+
+
 class SignalPipeline:
     """Filters, sliding band powers, quality and epochs of one board's stream.
 
@@ -85,6 +113,7 @@ class SignalPipeline:
         self._build(config)
         self.quality: list[ChannelQualityReport] = []
         self._raw_tail = np.zeros((len(layout.eeg_rows), 0))
+        self._epoch_raw = _RawWindow(len(layout.eeg_rows))
         self._samples_since_quality = 0
         self._quality_every = max(1, int(round(QUALITY_INTERVAL_S * layout.sample_rate_hz)))
 
@@ -119,6 +148,7 @@ class SignalPipeline:
         """Start over after a gap in the stream (a reconnect): new filter state, empty windows."""
         self._build(self.config)
         self._raw_tail = np.zeros((len(self.layout.eeg_rows), 0))
+        self._epoch_raw = _RawWindow(len(self.layout.eeg_rows))
         self._samples_since_quality = 0
 
     def process(self, board_data: np.ndarray) -> tuple[list[BandsFrame], list[Epoch]]:
@@ -136,6 +166,9 @@ class SignalPipeline:
         warmup = self._warmup_powers(filtered, first_sample)
         powers = self.sliding.feed(filtered)
         epochs = self.epocher.feed(filtered, float(timestamps[0]), powers)
+        self._epoch_raw.append(raw)
+        epochs = [replace(epoch, raw_uv=self._epoch_raw.take(epoch.first_sample, epoch.n_samples)) for epoch in epochs]
+        self._epoch_raw.keep_last(self.epocher.epoch_samples)
         self._update_quality(raw, n)
         rate = self.layout.sample_rate_hz
         return [

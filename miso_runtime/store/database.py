@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 
 import sqlite_utils
@@ -40,3 +41,26 @@ def open_database(path: Path, *, run_migrations: bool = True) -> sqlite_utils.Da
     if run_migrations:
         migrate(db)
     return db
+
+
+class ConnectionPerThread:
+    """One connection per OS thread, for services called both on the hub and in its threadpool.
+
+    Greenlets of the hub thread share one connection (each statement runs without yielding,
+    as everywhere in the server); a threadpool thread gets its own, because a SQLite connection
+    must not run statements of two OS threads at once. Keyed by the OS thread id, which gevent
+    leaves as it is (``threading.get_ident`` names the greenlet instead). No lock: each thread
+    only ever adds its own key, and gevent's patched locks cannot be shared with native threads.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._connections: dict[int, sqlite_utils.Database] = {}
+
+    def db(self) -> sqlite_utils.Database:
+        key = threading.get_native_id()
+        found = self._connections.get(key)
+        if found is None:
+            found = open_database(self._path, run_migrations=False)
+            self._connections[key] = found
+        return found

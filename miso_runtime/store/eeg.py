@@ -279,7 +279,9 @@ class SessionRepository:
             "MIN(started_utc_ms), MAX(COALESCE(ended_utc_ms, started_utc_ms)), COALESCE(SUM(n_samples), 0) "
             "FROM eeg_sessions"
         ).fetchone()
-        epochs = self._db.execute("SELECT COUNT(*), COUNT(embedding) FROM eeg_epochs").fetchone()
+        epochs = self._db.execute(
+            "SELECT (SELECT COUNT(*) FROM eeg_epochs), (SELECT COUNT(DISTINCT epoch_id) FROM eeg_embeddings)"
+        ).fetchone()
         return {
             "n_sessions": row[0],
             "total_ms": row[1],

@@ -167,7 +167,50 @@ def _eeg(db: sqlite_utils.Database) -> None:
     db["eeg_epochs"].create_index(["session_id", "start_utc_ms"])
 
 
-MIGRATIONS: list[Migration] = [_conversations, _auth_tokens, _eeg]
+def _embeddings_and_labels(db: sqlite_utils.Database) -> None:
+    """Epoch embeddings (one row per epoch and encoder) and labels with their three vectors.
+
+    ``eeg_embeddings.id`` is AUTOINCREMENT, so an id is never reused: search indices name rows
+    by id, and a vector that is replaced gets a new id (the old one simply stops resolving).
+    ``start_utc_ms`` repeats the epoch's start so range queries and UTC days need no join.
+    ``eeg_epochs.embedding``/``embedding_model`` (migration 3) stay unused: one column cannot
+    hold vectors of two encoders.
+    """
+    db.execute(
+        "CREATE TABLE eeg_embeddings ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " epoch_id INTEGER NOT NULL REFERENCES eeg_epochs(id) ON DELETE CASCADE,"
+        " encoder TEXT NOT NULL,"
+        " dim INTEGER NOT NULL,"
+        " vector BLOB NOT NULL,"
+        " start_utc_ms INTEGER NOT NULL,"
+        " created_ms INTEGER NOT NULL,"
+        " UNIQUE (epoch_id, encoder))"
+    )
+    db.execute("CREATE INDEX eeg_embeddings_encoder_time ON eeg_embeddings (encoder, start_utc_ms)")
+    db.execute("CREATE INDEX eeg_embeddings_encoder_id ON eeg_embeddings (encoder, id)")
+    db.execute(
+        "CREATE TABLE labels ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " text TEXT NOT NULL,"
+        " context TEXT NOT NULL DEFAULT '',"
+        " eeg_start INTEGER NOT NULL,"
+        " eeg_end INTEGER NOT NULL,"
+        " label_start REAL NOT NULL,"
+        " label_end REAL NOT NULL,"
+        " created_at REAL NOT NULL,"
+        " updated_ms INTEGER NOT NULL,"
+        " embedding_model TEXT,"
+        " text_vector BLOB,"
+        " context_vector BLOB,"
+        " eeg_encoder TEXT,"
+        " eeg_vector BLOB)"
+    )
+    db.execute("CREATE INDEX labels_eeg_window ON labels (eeg_start, eeg_end)")
+    db.execute("CREATE INDEX labels_created ON labels (created_at)")
+
+
+MIGRATIONS: list[Migration] = [_conversations, _auth_tokens, _eeg, _embeddings_and_labels]
 
 
 def migrate(db: sqlite_utils.Database) -> list[int]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .base import Command, Event
 
 
@@ -103,10 +105,15 @@ class BandsComputed(Event):
 
 @dataclass(frozen=True)
 class EpochStored(Event):
+    """An epoch written to SQLite, with its raw EEG (``(n_channels, n_samples)`` µV at
+    ``sample_rate_hz``) for the ``embed`` worker; None when the samples were not at hand."""
+
     session_id: str
     epoch_id: int
     start_utc_ms: int
     end_utc_ms: int
+    signal_uv: np.ndarray | None = None
+    sample_rate_hz: float = 0.0
 
 
 @dataclass(frozen=True)

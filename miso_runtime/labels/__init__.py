@@ -1,0 +1,1 @@
+"""Labels of EEG moments: their store-facing service and the offline text embedder that finds them by meaning."""

@@ -1,0 +1,1 @@
+"""EEG similarity search: Annoy index files, exact numpy search and the search service."""
