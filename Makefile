@@ -47,6 +47,8 @@ bench: install
 	$(BIN)/python bench/llm_local.py
 	$(BIN)/python bench/neuro_pipeline.py
 	$(BIN)/python bench/terminal.py
+	$(BIN)/python bench/neuro_search.py
+	$(BIN)/python bench/text_embeddings.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -287,6 +287,7 @@ def _wire_embeddings(
     supervisor.on_event("analysis", analysis.handle_event)
     supervisor.on_exit("analysis", analysis.handle_exit)
     supervisor.on_exit("analysis", lambda _name, _code: search.building.clear())
+    analysis.on_worker_started(search.worker_started)
     analysis.on_build_finished(search.build_finished)
     embeddings.add_listener(lambda encoder, _ids: search.maybe_schedule_soon(encoder))
     labels = LabelService(settings.database_path, _text_embedder)

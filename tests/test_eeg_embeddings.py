@@ -269,6 +269,10 @@ def test_indexed_search_agrees_with_brute_force_and_survives_a_kill_mid_build(si
     body = {"startUtc": start_s, "endUtc": start_s + 120, "k": 10}
     indexed = side.post("/v1/search/eeg", json=body).json()
     assert recall(side, indexed, start_s, start_s + 120, 10) >= 0.95
+    # After a global build, each finished UTC day gets its own index (the stand-in while no
+    # global one can be loaded): the bulk session spans 9 days of 2020.
+    bulk_days = {time.strftime("%Y%m%d", time.gmtime((1_600_000_000_000 + i * 5000) / 1000)) for i in range(150_000)}
+    wait_until(lambda: bulk_days <= set(side.get("/v1/search/global-index/stats").json()["days_indexed"]), 120)
 
     # A build killed half way (150,000 vectors take seconds): the old index keeps serving, and so does search.
     built_at = stats["built_at_ms"]
@@ -285,6 +289,20 @@ def test_indexed_search_agrees_with_brute_force_and_survives_a_kill_mid_build(si
     assert stats["ready"] and stats["total_embeddings"] == total and not stats["building"]
     assert stats["built_at_ms"] == built_at  # the killed build never replaced the index
     assert len([p for p in Path(stats["path"]).iterdir() if p.is_dir()]) >= 1
+
+
+def test_closing_a_stream_stops_the_search(side, resting):
+    """The bulk session's first day is 17,000 query epochs (over 2,000 chunks): the client
+    leaves after the first result, and no chunk is searched after that."""
+    body = {"startUtc": 1_600_000_000, "endUtc": 1_600_000_000 + 86_400, "k": 5}
+    with side.http.stream("POST", "/v1/search/eeg/stream", json=body, headers=side.auth) as response:
+        for line in response.iter_lines():
+            if line.startswith("data:") and '"result"' in line:
+                break
+    time.sleep(0.5)  # the chunk in flight when the client left may still finish
+    first = side.get("/v1/search/global-index/stats").json()["chunks_searched"]
+    time.sleep(1.0)
+    assert side.get("/v1/search/global-index/stats").json()["chunks_searched"] == first
 
 
 def test_compare_searches_two_ranges(side, resting):

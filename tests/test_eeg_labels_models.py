@@ -167,6 +167,9 @@ def test_the_brain_nebula_projects_two_ranges_and_caches_them(side, sessions):
         "/v1/analysis/umap", json={"aStartUtc": s0, "aEndUtc": s0 + 6, "bStartUtc": 1000, "bEndUtc": 1001}
     ).json()
     assert few["points"] == [] and few["reason"].startswith("too_few_embeddings")
+    # Fewer epochs than the configured 15 neighbours: the neighbours are capped, not refused.
+    small = side.post("/v1/analysis/umap", json={"aStartUtc": s0, "aEndUtc": s1, "bStartUtc": 1000, "bEndUtc": 1001})
+    assert small.status_code == 200 and len(small.json()["points"]) == n_b and small.json()["n_b"] == 0
     none = side.post("/v1/analysis/umap", json={"aStartUtc": 10, "aEndUtc": 20, "bStartUtc": 30, "bEndUtc": 40}).json()
     assert none["reason"] == "no_epochs"
     assert side.post("/v1/analysis/umap", json={**body, "aEndUtc": r0 - 10}).status_code == 422
@@ -297,3 +300,37 @@ def test_reembed_and_device_settings(side):
     assert side.post("/v1/settings/exg-inference-device", json={"value": "tpu"}).json() == {"ok": True, "value": "auto"}
     assert side.post("/v1/settings/exg-inference-device", json={"value": "cpu"}).json() == {"ok": True, "value": "cpu"}
     assert side.post("/v1/settings/exg-inference-device", json={}).status_code == 422
+
+
+def test_a_connecting_device_pauses_reembedding_and_the_idle_run_finishes_it(side, sessions, files):
+    digest = hashlib.sha256(files.payload).hexdigest()
+    write_catalog(side, {"tiny-onnx": {"name": "Tiny ONNX", "url": files.url(), "sha256": digest}})
+    slow = {"batch_size": 1, "batch_delay_ms": 1000, "idle_reembed_enabled": False}
+    assert side.post("/v1/settings/reembed-config", json=slow).json() == {"ok": True}
+    # Epochs of the built-in encoder only, then the ONNX encoder (its weights are on disk) lacks them.
+    fresh = side.post("/v1/control/start-session", json={"board_id": SYNTHETIC}).json()["session"]["id"]
+    wait_until(lambda: embedded(side, fresh) >= 4, timeout=60)
+    side.post("/v1/control/cancel-session")
+    assert side.post("/v1/models/config", json={"model_backend": "tiny-onnx"}).json() == {"ok": True}
+    side.events.wait_for("EmbedWorkerStatus", lambda p: p["backend"] == "tiny-onnx" and p["status"] == "ready")
+    missing = side.get("/v1/models/estimate-reembed").json()["missing"]
+    assert missing >= 4
+
+    since = side.events.received[-1][0]
+    assert side.post("/v1/models/trigger-reembed").json()["ok"] is True
+    side.events.wait_for("reembed-progress", lambda p: p["status"] == "running", since=since, timeout=20)
+    live = side.post("/v1/control/start-session", json={"board_id": SYNTHETIC}).json()["session"]["id"]
+    paused = side.events.wait_for("reembed-progress", lambda p: p["status"] == "paused", since=since, timeout=20)
+    assert paused["payload"]["reason"] == "device_connected" and paused["payload"]["done"] < missing
+    wait_until(lambda: embedded(side, live) >= 1, timeout=20)  # live epochs go on meanwhile
+    side.post("/v1/control/cancel-session")
+    assert side.get("/v1/models/estimate-reembed").json()["missing"] > 0
+
+    # Idle again: with no delay the idle run starts by itself and embeds the rest.
+    since = side.events.received[-1][0]
+    idle = {"batch_size": 5, "batch_delay_ms": 0, "idle_reembed_enabled": True, "idle_reembed_delay_secs": 0}
+    assert side.post("/v1/settings/reembed-config", json=idle).json() == {"ok": True}
+    side.events.wait_for("reembed-progress", lambda p: p["status"] == "idle_done", since=since, timeout=30)
+    assert side.get("/v1/models/estimate-reembed").json()["missing"] == 0
+    side.post("/v1/settings/reembed-config", json={})
+    assert side.post("/v1/models/config", json={"model_backend": "miso-spectral"}).json() == {"ok": True}

@@ -30,6 +30,7 @@ from workers.protocol.analysis import (
     UmapFailed,
     UmapProgress,
 )
+from workers.protocol.base import WorkerStarted
 
 from .. import constants
 from ..errors import MisoError
@@ -73,6 +74,7 @@ class AnalysisService:
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self._build_listeners: list[Callable[[str, str], None]] = []
+        self._start_listeners: list[Callable[[str], None]] = []
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -149,10 +151,20 @@ class AnalysisService:
     def on_build_finished(self, listener: Callable[[str, str], None]) -> None:
         self._build_listeners.append(listener)
 
+    def on_worker_started(self, listener: Callable[[str], None]) -> None:
+        """``listener(encoder)`` each time the worker (re)starts."""
+        self._start_listeners.append(listener)
+
     # --- worker events ----------------------------------------------------------------------
 
     def handle_event(self, _name: str, event: Any) -> None:
-        if isinstance(event, UmapProgress):
+        if isinstance(event, WorkerStarted):
+            for listener in self._start_listeners:
+                try:
+                    listener(self._encoder())
+                except Exception:  # noqa: BLE001 - the next build request tries again
+                    logger.exception("asking for index builds after the worker started failed")
+        elif isinstance(event, UmapProgress):
             self._publish(
                 constants.EVENT_UMAP_PROGRESS,
                 {"request_id": event.request_id, "stage": event.stage, "fraction": round(event.fraction, 4)},

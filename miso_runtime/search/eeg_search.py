@@ -90,7 +90,10 @@ class EegSearch:
         self._encoders: dict[str, _EncoderIndices] = {}
         self.building: set[tuple[str, str]] = set()
         self._dirty: set[str] = set()
+        self._days_wanted: set[str] = set()
         self._scheduler: threading.Thread | None = None
+        #: Chunks of query epochs searched since start (shows that a stream stops when its client leaves).
+        self.chunks_searched = 0
 
     # --- store access -----------------------------------------------------------------------
 
@@ -203,20 +206,36 @@ class EegSearch:
             for encoder in dirty:
                 try:
                     self.maybe_schedule(encoder)
+                    if encoder in self._days_wanted:
+                        self._days_wanted.discard(encoder)
+                        self.schedule_days(encoder)
                 except Exception:  # noqa: BLE001 - the next batch of vectors tries again
                     logger.exception("checking the search index of %s failed", encoder)
 
     def maybe_schedule(self, encoder: str) -> None:
-        """Ask for a global build once enough vectors wait in the tail, or when there is none yet."""
+        """Ask for a global build once enough vectors wait in the tail, or when there is none yet.
+
+        Without a usable global index it only asks whether any vector exists (reading them all
+        for the tail would hold the hub for seconds on a large store).
+        """
         state = self._state(encoder)
         for scope in sorted(state.corrupt - {"global"}):
             self.request_build(scope, encoder)
         if any(key[1] == encoder for key in self.building):
             return
-        tail = self.tail_size(encoder)
-        has_global = _stamp(scope_dir(self._data_dir, encoder, "global")) is not None
-        if tail >= constants.SEARCH_TAIL_REBUILD_ROWS or (not has_global and tail > 0) or "global" in state.corrupt:
+        usable = _stamp(scope_dir(self._data_dir, encoder, "global")) is not None and "global" not in state.corrupt
+        if not usable:
+            if self.embeddings().max_id(encoder) > 0:
+                self.request_build("global", encoder)
+            return
+        if self.tail_size(encoder) >= constants.SEARCH_TAIL_REBUILD_ROWS:
             self.request_build("global", encoder)
+
+    def worker_started(self, encoder: str) -> None:
+        """The analysis worker (re)started: builds it had queued are gone; the scheduler asks again."""
+        self.building.clear()
+        self._days_wanted.add(encoder)
+        self._dirty.add(encoder)
 
     def schedule_days(self, encoder: str) -> None:
         """Ask for the day index of every finished UTC day that has none (after a global build)."""
@@ -268,6 +287,7 @@ class EegSearch:
                 return
             chunk = _take(queries, np.arange(offset, min(len(queries), offset + constants.SEARCH_STREAM_CHUNK)))
             ids, dist = self._neighbours(chunk.vectors, segments, tail, k, ef, excluded)
+            self.chunks_searched += 1
             for entry in self._entries(chunk, ids, dist):
                 done += 1
                 yield {"kind": "result", "entry": entry, "done_count": done}
@@ -373,7 +393,7 @@ class EegSearch:
             "days_indexed": sorted(
                 p.name for p in (encoder_dir(self._data_dir, encoder) / "days").glob("*") if (p / "CURRENT").is_file()
             ),
-            "pid": os.getpid(),
+            "chunks_searched": self.chunks_searched,
         }
 
 
