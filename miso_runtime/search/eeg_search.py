@@ -33,11 +33,11 @@ import numpy as np
 
 from .. import constants
 from ..store.database import ConnectionPerThread
-from ..store.embeddings import EmbeddingRepository, VectorRows, utc_day
+from ..store.embeddings import DAY_MS, EmbeddingRepository, VectorRows, utc_day
 from ..store.labels import LabelRepository
 from .exact import exact_search, merge_neighbours
 from .index_builder import encoder_dir, scope_dir
-from .vector_index import IndexCorrupt, LoadedIndex, load_index
+from .vector_index import IndexCorrupt, LoadedIndex, default_search_k, load_index
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class EegSearch:
         tail = self._tail(encoder, low)
         if len(tail):
             tail = _take(tail, np.nonzero(uncovered(tail))[0])
-        days = sorted(set(embeddings.days(encoder)))
+        days = self._days(segments, tail, embeddings, encoder)
         yield {"kind": "started", "query_count": len(queries), "searched_days": days}
         excluded = set(int(i) for i in queries.ids)
         ef = max(ef, k)
@@ -292,6 +292,20 @@ class EegSearch:
                 done += 1
                 yield {"kind": "result", "entry": entry, "done_count": done}
         yield {"kind": "done", "total": len(queries)}
+
+    @staticmethod
+    def _days(
+        segments: list[LoadedIndex], tail: VectorRows, embeddings: EmbeddingRepository, encoder: str
+    ) -> list[str]:
+        """UTC days searched: those the indices recorded at build time, and the tail's."""
+        days: set[str] = set()
+        for segment in segments:
+            recorded = segment.meta.extra.get("days")
+            if not isinstance(recorded, list):  # an index built before days were recorded
+                return embeddings.days(encoder)
+            days.update(str(day) for day in recorded)
+        days.update(utc_day(int(day) * DAY_MS) for day in np.unique(tail.start_ms // DAY_MS))
+        return sorted(days)
 
     def _neighbours(
         self,
@@ -310,7 +324,12 @@ class EegSearch:
 
         fetch = k + min(len(excluded), max(k, 16))
         while True:
-            parts = [seg.query(vectors, fetch) for seg in segments if seg.meta.n_items]
+            # About the breadth of a k search: the extra results mostly stand in for excluded ones.
+            parts = [
+                seg.query(vectors, fetch, search_k=default_search_k(max(k, fetch // 3)))
+                for seg in segments
+                if seg.meta.n_items
+            ]
             if len(tail):
                 parts.append(exact_search(vectors, tail.vectors, tail.ids, fetch))
             ids, dist = merge_neighbours(parts, k, exclude=drop)

@@ -13,8 +13,10 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
+
 from .. import constants
-from ..store.embeddings import EmbeddingRepository
+from ..store.embeddings import DAY_MS, EmbeddingRepository, utc_day
 from .vector_index import IndexMeta, build_index
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,11 @@ def scope_dir(data_dir: Path, encoder: str, scope: str) -> Path:
     return base / "days" / day
 
 
+def _days_of(start_ms: np.ndarray) -> list[str]:
+    """The UTC days (``YYYYMMDD``) the vectors fall on, so a search names them without a scan."""
+    return [utc_day(int(day) * DAY_MS) for day in np.unique(start_ms // DAY_MS)]
+
+
 def build_scope(data_dir: Path, embeddings: EmbeddingRepository, encoder: str, scope: str) -> IndexMeta:
     """Build one index from the store and swap it in; returns what was built."""
     day = None if scope == "global" else scope.partition(":")[2]
@@ -48,5 +55,5 @@ def build_scope(data_dir: Path, embeddings: EmbeddingRepository, encoder: str, s
         rows.vectors,
         encoder=encoder,
         watermark=watermark,
-        extra={"scope": scope, "day": day},
+        extra={"scope": scope, "day": day, "days": _days_of(rows.start_ms)},
     )
