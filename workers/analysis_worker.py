@@ -108,17 +108,20 @@ def _umap_loop(
 
     db = _open(database_path)
     embeddings, labels = EmbeddingRepository(db), LabelRepository(db)
-    warm = False
-    while (command := projections.get()) is not None:
-        request_id = command.request_id
+    warm: list[bool] = []
+
+    def prepare() -> None:
+        """Compile (or load from numba's disk cache) before the first projection, outside its
+        timeout; not at start-up, where most runtimes would pay for it for nothing."""
         if not warm:
-            # Compile (or load from numba's disk cache) before the first projection, outside
-            # its timeout; not at start-up, where most runtimes would pay for it for nothing.
-            warm = True
+            warm.append(True)
             try:
                 logger.info("UMAP ready in %.1f s", warm_up())
             except Exception:  # noqa: BLE001 - the projection reports the problem itself
                 logger.exception("warming up UMAP failed")
+
+    while (command := projections.get()) is not None:
+        request_id = command.request_id
         if request_id in cancelled:
             cancelled.discard(request_id)
             channel.send(UmapFailed(request_id, "cancelled", "the projection was cancelled"))
@@ -133,6 +136,7 @@ def _umap_loop(
                 command.limit_per_range,
                 progress=lambda stage, fraction, rid=request_id: channel.send(UmapProgress(rid, stage, fraction)),
                 should_stop=lambda rid=request_id: rid in cancelled,
+                prepare=prepare,
             )
         except ProjectionCancelled:
             channel.send(UmapFailed(request_id, "cancelled", "the projection was cancelled"))

@@ -29,6 +29,7 @@ def run_projection(
     limit_per_range: int,
     progress: Callable[[str, float], None],
     should_stop: Callable[[], bool],
+    prepare: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """The ``/v1/analysis/umap`` answer for two ranges (UNIX ms, inclusive)."""
     a_start, a_end, b_start, b_end = ranges_ms
@@ -59,6 +60,7 @@ def run_projection(
         found = covering.get(int(t)) or []
         return found[0].text if found else None
 
+    prepare()  # compiles UMAP's code the first time: only when there is something to project
     answer = project(
         np.asarray(rows_a.vectors[keep_a], dtype=np.float32),
         np.asarray(rows_b.vectors[keep_b], dtype=np.float32),
