@@ -101,6 +101,12 @@ def _meta_dict(meta: Any) -> dict[str, Any]:
 def _umap_loop(
     channel: Channel, projections: "queue.Queue[ProjectUmap | None]", cancelled: set[str], database_path: str
 ) -> None:
+    # numba and umap-learn are imported with the first projection, not at start-up: most
+    # runtimes never project, and every start would pay for the import.
+    first = projections.get()
+    if first is None:
+        return
+    projections.put(first)
     from miso_runtime.analysis.umap_job import run_projection
     from miso_runtime.analysis.umap_projection import ProjectionCancelled, ProjectionFailed, warm_up
     from miso_runtime.store.embeddings import EmbeddingRepository
