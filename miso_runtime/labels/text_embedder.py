@@ -47,7 +47,6 @@ thread, so onnxruntime starts no threads of its own.
 
 from __future__ import annotations
 
-import _thread
 import hashlib
 import importlib.util
 import logging
@@ -56,12 +55,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .. import constants
 from ..errors import MisoError
+from ..native_lock import native_lock
 
 logger = logging.getLogger(__name__)
 
@@ -271,21 +271,8 @@ class TextEmbedder:
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def _native_lock() -> Any:
-    """A real OS lock, also after gevent's monkey-patching.
-
-    :func:`default_text_embedder` is called on the hub and in threadpool threads, and gevent's
-    patched locks cannot be shared between them. (The same reasoning as
-    ``miso_runtime.search.vector_index``.)
-    """
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
-        return monkey.get_original("_thread", "allocate_lock")()
-    return _thread.allocate_lock()
-
-
 _default: TextEmbedder | None = None
-_default_lock = _native_lock()
+_default_lock = native_lock()
 
 
 def default_text_embedder() -> TextEmbedder:

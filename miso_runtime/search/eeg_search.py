@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import constants
 from ..store.database import ConnectionPerThread
-from ..store.embeddings import DAY_MS, EmbeddingRepository, VectorRows, utc_day
+from ..store.embeddings import DAY_MS, EmbeddingRepository, VectorRows, day_start_ms, utc_day
 from ..store.labels import LabelRepository
 from .exact import exact_search, merge_neighbours
 from .index_builder import encoder_dir, scope_dir
@@ -155,12 +155,16 @@ class EegSearch:
         for day in names:
             state.days[day] = self._load(encoder, f"day:{day}", state.days.get(day, _Loaded(None, None)))
         loaded = {day: held.index for day, held in list(state.days.items()) if held.index is not None}
-        marks = {day: idx.meta.watermark for day, idx in loaded.items()}
+        # Watermark per day number (``start_ms // DAY_MS``), so rows are mapped without a string per row.
+        marks = {day_start_ms(day) // DAY_MS: idx.meta.watermark for day, idx in loaded.items()}
+        numbers = np.array(sorted(marks), dtype=np.int64)
+        limits = np.array([marks[n] for n in numbers], dtype=np.int64)
 
         def uncovered(rows: VectorRows) -> np.ndarray:
-            days = np.array([utc_day(int(ms)) for ms in rows.start_ms]) if len(rows) else np.array([], dtype=str)
-            limits = np.array([marks.get(str(d), -1) for d in days], dtype=np.int64)
-            return rows.ids > limits
+            day = rows.start_ms // DAY_MS
+            at = np.clip(np.searchsorted(numbers, day), 0, max(0, len(numbers) - 1))
+            indexed = (numbers[at] == day) if len(numbers) else np.zeros(len(day), dtype=bool)
+            return ~indexed | (rows.ids > np.where(indexed, limits[at] if len(limits) else 0, 0))
 
         # Days without an index have rows below any other day's watermark: read the tail from the start.
         return list(loaded.values()), uncovered, 0
@@ -279,7 +283,7 @@ class EegSearch:
             tail = _take(tail, np.nonzero(uncovered(tail))[0])
         days = self._days(segments, tail, embeddings, encoder)
         yield {"kind": "started", "query_count": len(queries), "searched_days": days}
-        excluded = set(int(i) for i in queries.ids)
+        excluded = np.unique(queries.ids)
         ef = max(ef, k)
         done = 0
         for offset in range(0, len(queries), constants.SEARCH_STREAM_CHUNK):
@@ -314,13 +318,12 @@ class EegSearch:
         tail: VectorRows,
         k: int,
         ef: int,
-        excluded: set[int],
+        excluded: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """k nearest per query row over the indices and the exact tail, query-range epochs left out."""
-        excluded_ids = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
 
         def drop(ids: np.ndarray) -> np.ndarray:
-            return np.isin(ids, excluded_ids)
+            return np.isin(ids, excluded, assume_unique=False)
 
         fetch = k + min(len(excluded), max(k, 16))
         while True:

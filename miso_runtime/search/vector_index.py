@@ -42,7 +42,6 @@ Annoy in Python, giving the GIL back between rows.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import fcntl
 import hashlib
@@ -53,7 +52,6 @@ import re
 import secrets
 import shutil
 import stat
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +61,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from .. import constants
+from ..native_lock import native_lock
 from .exact import Neighbours, _as_queries, _padding, normalise
 
 logger = logging.getLogger(__name__)
@@ -149,19 +148,6 @@ def default_search_k(k: int) -> int:
     return min(_INT32_MAX, max(constants.ANNOY_SEARCH_K_MIN, constants.ANNOY_SEARCH_K_PER_RESULT * k))
 
 
-def _native_lock() -> Any:
-    """A real OS lock, also after gevent's monkey-patching.
-
-    The lock of a :class:`LoadedIndex` is taken by threadpool threads and by the hub; gevent's
-    patched locks cannot be shared between them. Its critical sections are a few bytecodes (a
-    counter), so a real lock never blocks the hub noticeably.
-    """
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
-        return monkey.get_original("_thread", "allocate_lock")()
-    return _thread.allocate_lock()
-
-
 class LoadedIndex:
     """One build mapped read-only (Annoy's mmap, no prefault), shared by any number of threads.
 
@@ -175,7 +161,7 @@ class LoadedIndex:
         self.build_dir = build_dir
         self._annoy = annoy_index
         self._ids = ids
-        self._lock = _native_lock()
+        self._lock = native_lock()
         self._active = 0
         self._closed = False
 

@@ -77,15 +77,19 @@ def builtin_family() -> EncoderFamily:
     )
 
 
+_BUILTIN = builtin_family()
+
+
 class EncoderCatalog:
     """The families of this data dir: built in first, then the user's file (re-read on each call)."""
 
     def __init__(self, data_dir: Path) -> None:
         self._file = data_dir / constants.EXG_USER_CATALOG_FILE_NAME
         self.weights_dir = data_dir / constants.EXG_WEIGHTS_DIR_NAME
+        self._parsed: tuple[tuple[int, int], dict[str, EncoderFamily]] | None = None
 
     def families(self) -> dict[str, EncoderFamily]:
-        families = {constants.DEFAULT_EXG_FAMILY: builtin_family()}
+        families = {constants.DEFAULT_EXG_FAMILY: _BUILTIN}
         families.update(self._user_families())
         return families
 
@@ -93,8 +97,17 @@ class EncoderCatalog:
         return self.families().get(family_id)
 
     def _user_families(self) -> dict[str, EncoderFamily]:
-        if not self._file.is_file():
+        """The user's file, parsed again only when it changed (the encoder is looked up per request)."""
+        try:
+            stat = self._file.stat()
+        except OSError:
             return {}
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if self._parsed is None or self._parsed[0] != stamp:
+            self._parsed = (stamp, self._read_user_families())
+        return self._parsed[1]
+
+    def _read_user_families(self) -> dict[str, EncoderFamily]:
         try:
             document = json.loads(self._file.read_text(encoding="utf-8"))
             entries = document.get("families", {})

@@ -7,6 +7,8 @@ daemon says ``ok`` and changes nothing), ``GET /v1/labels`` includes ``label_sta
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, jsonify
 
 from ...auth import Access
@@ -14,6 +16,9 @@ from ...errors import MisoError
 from ..blocking import run_blocking
 from ..endpoint import endpoint
 from . import runtime
+
+if TYPE_CHECKING:
+    from ...labels.service import LabelService
 from .skill_embedding_models import CreateLabelBody, LabelEegSearchBody, LabelSearchBody, UpdateLabelBody
 
 blueprint = Blueprint("skill_labels", __name__)
@@ -33,10 +38,17 @@ def create_label(body: CreateLabelBody):
     """Label a moment (``labelStartUtc``, default now) or an EEG window (``eegStart``..``eegEnd``)."""
     eeg_start = int(body.eeg_start) if body.eeg_start is not None else None
     eeg_end = int(body.eeg_end) if body.eeg_end is not None else None
-    rt = runtime()
-    rt.labels.text_model()
-    args = (rt.embeddings.encoder, body.text, body.context, body.label_start_utc, eeg_start, eeg_end)
-    return jsonify(run_blocking(rt.labels.create, *args))
+    labels = _labels_with_model()
+    args = (runtime().embeddings.encoder, body.text, body.context, body.label_start_utc, eeg_start, eeg_end)
+    return jsonify(run_blocking(labels.create, *args))
+
+
+def _labels_with_model() -> "LabelService":
+    """The label service, its text model loaded here on the hub (an import in a threadpool
+    thread can deadlock on gevent's patched import lock)."""
+    labels = runtime().labels
+    labels.text_model()
+    return labels
 
 
 def _label_id(text: str) -> int:
@@ -51,8 +63,7 @@ def _label_id(text: str) -> int:
 def update_label(label_id: str, body: UpdateLabelBody):
     """Change a label's text (and context); its vectors are embedded again. 404 for an unknown id."""
     number = _label_id(label_id)
-    labels = runtime().labels
-    labels.text_model()
+    labels = _labels_with_model()
     return jsonify(run_blocking(labels.update, number, body.text, body.context))
 
 
@@ -68,8 +79,7 @@ def delete_label(label_id: str):
 def search_labels(body: LabelSearchBody):
     """Labels by meaning: nearest texts (``mode: context``: contexts) to ``query``, as ``{results}``."""
     mode = "context" if body.mode == "context" else "text"
-    labels = runtime().labels
-    labels.text_model()
+    labels = _labels_with_model()
     return jsonify(run_blocking(labels.search_text, body.query, body.k, mode))
 
 
@@ -87,17 +97,14 @@ def search_labels_by_eeg(body: LabelEegSearchBody):
 @endpoint(Access.DATA, tags=TAGS)
 def reembed_labels():
     """Embed every label's text and context again with the current text model."""
-    rt = runtime()
-    rt.labels.text_model()
-    return jsonify(run_blocking(rt.labels.reembed, rt.embeddings.encoder))
+    return jsonify(run_blocking(_labels_with_model().reembed, runtime().embeddings.encoder))
 
 
 @blueprint.get("/v1/labels/embedding-status")
 @endpoint(Access.READ, tags=TAGS)
 def embedding_status():
     """The current text model and how many labels still have vectors of another."""
-    labels = runtime().labels
-    labels.text_model()
+    labels = _labels_with_model()
     return jsonify(run_blocking(labels.embedding_status))
 
 
@@ -105,15 +112,11 @@ def embedding_status():
 @endpoint(Access.READ, tags=TAGS)
 def index_stats():
     """Labels searchable by text, by context and by EEG."""
-    rt = runtime()
-    rt.labels.text_model()
-    return jsonify(run_blocking(rt.labels.index_stats, rt.embeddings.encoder))
+    return jsonify(run_blocking(_labels_with_model().index_stats, runtime().embeddings.encoder))
 
 
 @blueprint.post("/v1/labels/index/rebuild")
 @endpoint(Access.DATA, tags=TAGS)
 def rebuild_index():
     """Recompute every label's EEG vector from the epochs of its window."""
-    rt = runtime()
-    rt.labels.text_model()
-    return jsonify(run_blocking(rt.labels.rebuild, rt.embeddings.encoder))
+    return jsonify(run_blocking(_labels_with_model().rebuild, runtime().embeddings.encoder))
