@@ -674,3 +674,38 @@ TEXT_EMBEDDING_BATCH_SIZE = 32
 #: onnxruntime intra-op threads per call. 1 computes in the calling thread (no thread pool, no
 #: spinning between calls): a request uses one core, and concurrent requests run side by side.
 TEXT_EMBEDDING_THREADS = 1
+
+# --- Sleep staging ---
+
+#: Settings file of ``/v1/settings/sleep-config`` (the daemon's schedule plus method and channel).
+SLEEP_CONFIG_FILE_NAME = "sleep_config.json"
+#: Event on ``/v1/events`` while a staging job runs (queued, reading, staging, storing, done, failed).
+EVENT_SLEEP_STAGING = "sleep-staging"
+#: The skill-daemon's stage codes (there is no 4).
+SLEEP_STAGE_WAKE = 0
+SLEEP_STAGE_N1 = 1
+SLEEP_STAGE_N2 = 2
+SLEEP_STAGE_N3 = 3
+SLEEP_STAGE_REM = 5
+#: Methods of ``sleep-config``/``POST /v1/analysis/sleep``.
+SLEEP_METHOD_YASA = "yasa"
+SLEEP_METHOD_THRESHOLDS = "thresholds"
+#: ``channel`` setting that lets :func:`miso_runtime.sleep.channels.pick_channel` choose.
+SLEEP_CHANNEL_AUTO = "auto"
+#: Length of a scoring epoch, seconds: the AASM standard, and the only one YASA's classifiers know.
+SLEEP_EPOCH_S = 30.0
+#: ``epoch_secs`` of an empty answer and of a thresholds answer without usable gaps (the daemon's).
+SLEEP_DEFAULT_EPOCH_SECS = 2.5
+#: Default of ``sleep-config``'s ``auto_stage_min_minutes``, seconds: a session that ends after at
+#: least this long is staged in the background at once; shorter ones (naps, tests) when asked for.
+SLEEP_AUTO_STAGE_MIN_S = 30 * 60
+#: YASA refuses sampling rates at or below 80 Hz (it low-passes at 30 Hz and resamples to 100 Hz).
+SLEEP_MIN_SAMPLE_RATE_HZ = 80.0
+#: How long ``POST /v1/analysis/sleep`` waits for stagings it started, seconds; a job that takes
+#: longer goes on, and the answer marks its session ``staging`` until a later request.
+SLEEP_REQUEST_WAIT_S = 300.0
+#: Times a job is sent again after the worker died under it; after that it fails (a file that
+#: kills the worker must not make it crash in a loop).
+SLEEP_JOB_MAX_ATTEMPTS = 2
+#: Progress events of the file read, at most one per this fraction of the file.
+SLEEP_PROGRESS_STEP = 0.1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,12 @@ def checks() -> list[Check]:
             "apt-get install build-essential cmake, or xcode-select --install",
         ),
         _command("cmake", "cmake builds llama-cpp-python", "apt-get install cmake or brew install cmake"),
+        Check(
+            "OpenMP runtime",
+            any(ctypes.util.find_library(name) for name in ("gomp", "omp")),
+            "LightGBM, which runs YASA's sleep-staging classifier, needs OpenMP; install it: "
+            "apt-get install libgomp1, or brew install libomp",
+        ),
         _node(),
     ]
 

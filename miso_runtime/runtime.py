@@ -46,6 +46,8 @@ from .neuro.service import NeuroService
 from .neuro.settings import EpochConfig, FilterConfig, WatchdogConfig, WsConfig
 from .search.eeg_search import EegSearch
 from .settings_files import SettingsFile
+from .sleep.service import SleepService
+from .sleep.settings import SleepConfig
 from .store import ConversationStore, TokenRepository, open_database
 from .store.database import ConnectionPerThread
 from .store.eeg import DeviceRepository, EpochRepository, SessionRepository
@@ -57,6 +59,7 @@ CAPTURE_WORKER_TARGET = "workers.capture_worker:run"
 EMBED_WORKER_TARGET = "workers.embed_worker:run"
 ANALYSIS_WORKER_TARGET = "workers.analysis_worker:run"
 AGENTS_WORKER_TARGET = "workers.agents_worker:run"
+STAGING_WORKER_TARGET = "workers.staging_worker:run"
 
 
 def restart_policy(config: WatchdogConfig) -> RestartPolicy:
@@ -93,6 +96,7 @@ class Runtime:
     search: EegSearch
     labels: LabelService
     analysis: AnalysisService
+    sleep: SleepService
     version: str = __version__
     started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
@@ -193,7 +197,8 @@ def build_runtime(settings: Settings) -> Runtime:
         )
     )
     embeddings, search, labels, analysis = _wire_embeddings(settings, db, supervisor, bus, neuro)
-    for name in ("llm", "capture", "agents", "embed", "analysis"):
+    sleep = _wire_sleep(settings, supervisor, bus, neuro)
+    for name in ("llm", "capture", "agents", "embed", "analysis", "staging"):
         supervisor.on_exit(name, lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
     agents_rpc = RpcClient(agents_worker, "agents", error=MisoError)
     agents = AgentsService(agents_rpc, agents_config, bus.publish)
@@ -228,6 +233,7 @@ def build_runtime(settings: Settings) -> Runtime:
         search=search,
         labels=labels,
         analysis=analysis,
+        sleep=sleep,
     )
 
 
@@ -292,3 +298,22 @@ def _wire_embeddings(
     embeddings.add_listener(lambda encoder, _ids: search.maybe_schedule_soon(encoder))
     labels = LabelService(settings.database_path, _text_embedder)
     return embeddings, search, labels, analysis
+
+
+def _wire_sleep(settings: Settings, supervisor: Supervisor, bus: EventBus, neuro: NeuroService) -> SleepService:
+    """The staging worker and the sleep service; a session's end reaches it after the neuro service's."""
+    staging_worker = supervisor.add(
+        WorkerSpec("staging", STAGING_WORKER_TARGET, {"database_path": str(settings.database_path)})
+    )
+    sleep = SleepService(
+        staging_worker,
+        ConnectionPerThread(settings.database_path),
+        SettingsFile(settings.data_dir / constants.SLEEP_CONFIG_FILE_NAME, SleepConfig),
+        settings.data_dir,
+        bus.publish,
+        lambda: neuro.running_session_id,
+    )
+    supervisor.on_event("capture", sleep.handle_capture_event)
+    supervisor.on_event("staging", sleep.handle_event)
+    supervisor.on_exit("staging", sleep.handle_exit)
+    return sleep

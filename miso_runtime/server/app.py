@@ -30,6 +30,7 @@ from .faces import (
     skill_neuro,
     skill_search,
     skill_settings,
+    skill_sleep,
 )
 from .guard import RequestGuard
 from .request_ids import install_request_ids, request_id
@@ -53,6 +54,7 @@ FACES: list[tuple[object, Envelope]] = [
     (skill_search.blueprint, SKILL),
     (skill_labels.blueprint, SKILL),
     (skill_nebula.blueprint, SKILL),
+    (skill_sleep.blueprint, SKILL),
     (schmux.blueprint, SCHMUX),
     (schmux.config_blueprint, SCHMUX_TEXT),
     (schmux_ws.blueprint, SCHMUX),

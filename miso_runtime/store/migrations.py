@@ -210,7 +210,54 @@ def _embeddings_and_labels(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX labels_created ON labels (created_at)")
 
 
-MIGRATIONS: list[Migration] = [_conversations, _auth_tokens, _eeg, _embeddings_and_labels]
+def _sleep_stagings(db: sqlite_utils.Database) -> None:
+    """Sleep stagings of whole sessions, one per session, method, method version and channel setting.
+
+    A staging is computed once per key and then answered from here; a change of method,
+    version (a new YASA classifier) or channel setting is a new key, so nothing is ever stale
+    and nothing needs invalidating. ``n_samples`` is the session's sample count when it was
+    staged: a session whose count changed since is staged again. A session that cannot be
+    staged keeps a ``failed`` row with its ``code``, so it is not retried at every request.
+    ``sleep_epochs`` holds the 30 s epochs with YASA's stage probabilities; epochs are
+    removed with their staging, and stagings with their session.
+    """
+    db.execute(
+        "CREATE TABLE sleep_stagings ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " session_id TEXT NOT NULL REFERENCES eeg_sessions(id) ON DELETE CASCADE,"
+        " method TEXT NOT NULL,"
+        " version TEXT NOT NULL,"
+        " channel_request TEXT NOT NULL,"
+        " channel TEXT,"
+        " channel_reason TEXT,"
+        " status TEXT NOT NULL,"
+        " code TEXT,"
+        " message TEXT,"
+        " n_samples INTEGER NOT NULL,"
+        " recorded_s REAL,"
+        " expected_s REAL,"
+        " truncated INTEGER NOT NULL DEFAULT 0,"
+        " epoch_s REAL NOT NULL,"
+        " n_epochs INTEGER NOT NULL DEFAULT 0,"
+        " elapsed_ms REAL,"
+        " created_ms INTEGER NOT NULL,"
+        " UNIQUE (session_id, method, version, channel_request))"
+    )
+    db.execute(
+        "CREATE TABLE sleep_epochs ("
+        " staging_id INTEGER NOT NULL REFERENCES sleep_stagings(id) ON DELETE CASCADE,"
+        " idx INTEGER NOT NULL,"
+        " start_utc_ms INTEGER NOT NULL,"
+        " stage INTEGER NOT NULL,"
+        " confidence REAL,"
+        " p_wake REAL, p_n1 REAL, p_n2 REAL, p_n3 REAL, p_rem REAL,"
+        " rel_delta REAL, rel_theta REAL, rel_alpha REAL, rel_beta REAL,"
+        " PRIMARY KEY (staging_id, idx)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX sleep_stagings_session ON sleep_stagings (session_id)")
+
+
+MIGRATIONS: list[Migration] = [_conversations, _auth_tokens, _eeg, _embeddings_and_labels, _sleep_stagings]
 
 
 def migrate(db: sqlite_utils.Database) -> list[int]:

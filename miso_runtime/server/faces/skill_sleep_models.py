@@ -1,0 +1,40 @@
+"""Request bodies of the sleep routes: ``/v1/analysis/sleep``, its hypnogram and ``sleep-config``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+
+from ...fields import UnixSeconds
+from ...sleep.settings import CLOCK_PATTERN, Method, Preset
+from .skill_embedding_models import TimeRangeBody, WrappedOrRaw, _Lenient
+
+
+class SleepRangeBody(TimeRangeBody):
+    """The daemon's ``TimeRangeRequest``; ``method`` and ``channel`` override the settings for one request."""
+
+    method: Method | None = None
+    channel: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class HypnogramQuery(_Lenient):
+    start_utc: UnixSeconds = Field(validation_alias=AliasChoices("startUtc", "start_utc"))
+    end_utc: UnixSeconds = Field(validation_alias=AliasChoices("endUtc", "end_utc"))
+    format: Literal["svg", "png"] = "svg"
+    method: Method | None = None
+    channel: str | None = Field(default=None, min_length=1, max_length=64)
+    tz_offset_minutes: int = Field(
+        default=0, ge=-14 * 60, le=14 * 60, validation_alias=AliasChoices("tzOffsetMinutes", "tz_offset_minutes")
+    )
+    width: int = Field(default=1200, ge=200, le=4000, description="pixels")
+    height: int = Field(default=420, ge=200, le=4000, description="pixels")
+
+
+class SleepConfigBody(WrappedOrRaw):
+    bedtime: str | None = Field(default=None, pattern=CLOCK_PATTERN)
+    wake_time: str | None = Field(default=None, pattern=CLOCK_PATTERN)
+    preset: Preset | None = None
+    method: Method | None = None
+    channel: str | None = Field(default=None, min_length=1, max_length=64)
+    auto_stage_min_minutes: float | None = Field(default=None, ge=0.5, le=24 * 60)
