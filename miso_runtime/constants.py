@@ -701,9 +701,13 @@ SLEEP_DEFAULT_EPOCH_SECS = 2.5
 SLEEP_AUTO_STAGE_MIN_S = 30 * 60
 #: YASA refuses sampling rates at or below 80 Hz (it low-passes at 30 Hz and resamples to 100 Hz).
 SLEEP_MIN_SAMPLE_RATE_HZ = 80.0
-#: How long ``POST /v1/analysis/sleep`` waits for stagings it started, seconds; a job that takes
-#: longer goes on, and the answer marks its session ``staging`` until a later request.
-SLEEP_REQUEST_WAIT_S = 300.0
+#: How long ``POST /v1/analysis/sleep`` waits for stagings it started, seconds, unless the body
+#: asks for another ``waitSecs``: the daemon's frontend gives up on a call after 10 s. A job that
+#: takes longer goes on, and the answer marks its session ``staging`` until a later request
+#: (a warm worker stages an 8-hour night in about 4 s; a cold one first loads YASA for about 9 s).
+SLEEP_REQUEST_WAIT_S = 8.0
+#: The most a request may ask to wait, seconds.
+SLEEP_REQUEST_MAX_WAIT_S = 600.0
 #: Times a job is sent again after the worker died under it; after that it fails (a file that
 #: kills the worker must not make it crash in a loop).
 SLEEP_JOB_MAX_ATTEMPTS = 2

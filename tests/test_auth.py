@@ -98,7 +98,14 @@ def test_public_routes(sidecar):
     health = sidecar.http.get("/health")
     assert health.status_code == 200
     assert {"status", "version", "model", "threaded"} <= set(health.json())
-    assert [worker["name"] for worker in health.json()["workers"]] == ["llm", "capture", "agents", "embed", "analysis"]
+    assert [worker["name"] for worker in health.json()["workers"]] == [
+        "llm",
+        "capture",
+        "agents",
+        "embed",
+        "analysis",
+        "staging",
+    ]
     assert sidecar.http.get("/healthz").json() == {"ok": True}
     assert sidecar.http.get("/readyz").json() == {"ok": True}
 

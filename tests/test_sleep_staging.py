@@ -68,7 +68,9 @@ def yasa_direct(signal_uv: np.ndarray, rate_hz: float, name: str) -> tuple[list[
 
 
 def staged(side: Sidecar, start: float, end: float, **extra) -> dict:
-    answer = side.post("/v1/analysis/sleep", json={"startUtc": int(start), "endUtc": int(end), **extra})
+    """The answer once every staging it starts is done (the tests wait longer than the default 8 s)."""
+    body = {"startUtc": int(start), "endUtc": int(end), "waitSecs": 300, **extra}
+    answer = side.post("/v1/analysis/sleep", json=body)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -295,6 +297,18 @@ def test_bad_ranges_and_recordings_get_clear_answers_and_the_worker_stays_up(sid
 # --- the worker and the background ------------------------------------------------------------
 
 
+def test_a_request_that_stops_waiting_leaves_the_job_running_and_a_later_one_gets_it(side, night):
+    start = night_start_utc_s() + 12 * DAY
+    session_id, _ = seed_session(side.data_dir, night.signal_uv[:, : 256 * 3600], start)
+    hurried = side.post("/v1/analysis/sleep", json={"startUtc": int(start), "endUtc": int(start) + 3600, "waitSecs": 0})
+    assert hurried.status_code == 200
+    assert hurried.json()["epochs"] == [] and hurried.json()["sessions"][0]["status"] == "staging"
+    side.events.wait_for("sleep-staging", lambda p: p["session_id"] == session_id and p["phase"] == "done", 120)
+    later = side.post("/v1/analysis/sleep", json={"startUtc": int(start), "endUtc": int(start) + 3600, "waitSecs": 0})
+    assert later.json()["sessions"][0]["status"] == "staged" and len(later.json()["epochs"]) == 120
+    assert [p["phase"] for p in staging_events(side, session_id)].count("queued") == 1
+
+
 def test_a_worker_killed_mid_job_comes_back_and_the_request_still_answers(side, night):
     start = night_start_utc_s() + 8 * DAY
     session_id, path = seed_session(side.data_dir, night.signal_uv, start)
@@ -409,3 +423,62 @@ def test_the_worker_loads_yasa_once_a_recording_reaches_the_auto_stage_length(tm
     service.handle_event("staging", WorkerStarted(pid=1))  # a new worker has nothing loaded
     service.handle_capture_event("capture", epoch("s", 1065))
     assert sink.sent == [PrepareStaging(), PrepareStaging()]
+
+
+def _service_with_a_session(tmp_path):
+    from miso_runtime.settings_files import SettingsFile
+    from miso_runtime.sleep.service import SleepService
+    from miso_runtime.sleep.settings import SleepConfig
+    from miso_runtime.store.database import ConnectionPerThread
+
+    db = open_database(tmp_path / "miso.db")
+    SessionRepository(db).insert(NewSession("n1", None, MUSE_S, MUSE_S, "MUSE_S_BOARD", 1_000_000, "r/n1.csv"))
+    SessionRepository(db).end("n1", 2_000_000, 256_000, SessionStatus.COMPLETE, "user_cancel", started_utc_ms=None)
+    db.conn.close()
+    sink = _Sink()
+    config = SettingsFile(tmp_path / "sleep.json", SleepConfig)
+    service = SleepService(
+        sink, ConnectionPerThread(tmp_path / "miso.db"), config, tmp_path, lambda *_: None, lambda: None
+    )
+    return service, sink
+
+
+def _resolve_in_thread(service) -> tuple[threading.Thread, list]:
+    answers: list = []
+    thread = threading.Thread(target=lambda: answers.append(service.resolve(1_000, 2_000, wait_s=30)))
+    thread.start()
+    return thread, answers
+
+
+def test_a_job_the_worker_dies_on_twice_ends_the_wait_with_worker_exited(tmp_path):
+    from workers.protocol.base import WorkerStarted
+    from workers.protocol.staging import StageSession
+
+    service, sink = _service_with_a_session(tmp_path)
+    thread, answers = _resolve_in_thread(service)
+    wait_until(lambda: len(sink.sent) == 1)
+    service.handle_exit("staging", -9)  # first death: the job waits for the next worker
+    assert not answers and service.pending_jobs() == 1
+    service.handle_event("staging", WorkerStarted(pid=2))
+    assert len(sink.sent) == 2 and isinstance(sink.sent[1], StageSession) and sink.sent[1] == sink.sent[0]
+    service.handle_exit("staging", -9)  # second death: given up
+    thread.join(10)
+    [answer] = answers
+    [entry] = answer.sessions
+    assert entry["status"] == "failed" and entry["code"] == "worker_exited" and "2 times" in entry["message"]
+    assert service.pending_jobs() == 0
+
+
+def test_an_unexpected_staging_error_is_reported_and_not_stored(tmp_path):
+    from workers.protocol.staging import SessionStaged
+
+    service, sink = _service_with_a_session(tmp_path)
+    thread, answers = _resolve_in_thread(service)
+    wait_until(lambda: len(sink.sent) == 1)
+    job_id = sink.sent[0].job_id
+    service.handle_event("staging", SessionStaged(job_id, "n1", 0, "failed", "staging_failed", "boom", 0, 1.0))
+    thread.join(10)
+    [entry] = answers[0].sessions
+    assert (entry["status"], entry["code"], entry["message"]) == ("failed", "staging_failed", "boom")
+    service.resolve(1_000, 2_000, wait_s=0)
+    assert len(sink.sent) == 2  # nothing was stored, so the next request tries again

@@ -74,51 +74,60 @@ def _stage(command: StageSession, repository: Any, send: Callable[[Any], None]) 
         last[phase] = fraction
         send(StagingProgress(command.job_id, command.session_id, phase, fraction))
 
+    outcome: dict[str, Any] = {"status": StagingStatus.FAILED, "night": None}
     try:
         staged = stage_recording(
             Path(command.recording_path), command.board_id, command.channel_names, command.channel_request, progress
         )
     except StagingError as exc:
-        elapsed = (time.perf_counter() - began) * 1000.0
         logger.info("session %s not staged: %s (%s)", command.session_id, exc.message, exc.code)
-        staging_id = repository.save(
-            key,
-            status=StagingStatus.FAILED,
-            n_samples=command.session_n_samples,
-            epoch_s=constants.SLEEP_EPOCH_S,
-            code=exc.code,
-            message=exc.message,
-            expected_s=command.expected_s,
-            elapsed_ms=elapsed,
-        )
-        send(SessionStaged(command.job_id, command.session_id, staging_id, "failed", exc.code, exc.message, 0, elapsed))
+        outcome.update(code=exc.code, message=exc.message)
+    except Exception as exc:  # noqa: BLE001 - reported, not stored: the next request tries again
+        logger.exception("staging session %s failed", command.session_id)
+        elapsed = (time.perf_counter() - began) * 1000.0
+        send(SessionStaged(command.job_id, command.session_id, 0, "failed", "staging_failed", str(exc), 0, elapsed))
         return
-    send(StagingProgress(command.job_id, command.session_id, "storing", 0.0))
-    truncated = staged.n_samples < command.session_n_samples
-    message = None
-    if truncated:
-        message = f"the recording holds {staged.recorded_s:.0f} s of the session's {command.expected_s:.0f} s"
+    else:
+        send(StagingProgress(command.job_id, command.session_id, "storing", 0.0))
+        truncated = staged.n_samples < command.session_n_samples
+        outcome.update(
+            status=StagingStatus.STAGED,
+            night=staged.night,
+            channel=staged.channel,
+            channel_reason=staged.channel_reason,
+            recorded_s=staged.recorded_s,
+            truncated=truncated,
+        )
+        if truncated:
+            outcome.update(
+                code="recording_truncated",
+                message=f"the recording holds {staged.recorded_s:.0f} s of the session's {command.expected_s:.0f} s",
+            )
     elapsed = (time.perf_counter() - began) * 1000.0
     staging_id = repository.save(
         key,
-        status=StagingStatus.STAGED,
         n_samples=command.session_n_samples,
         epoch_s=constants.SLEEP_EPOCH_S,
-        night=staged.night,
-        channel=staged.channel,
-        channel_reason=staged.channel_reason,
-        code="recording_truncated" if truncated else None,
-        message=message,
-        recorded_s=staged.recorded_s,
         expected_s=command.expected_s,
-        truncated=truncated,
         elapsed_ms=elapsed,
+        **outcome,
     )
-    logger.info("session %s staged: %d epochs in %.1f s", command.session_id, len(staged.night), elapsed / 1000)
-    timings = {name: round(seconds * 1000.0, 1) for name, seconds in staged.timings_s.items()}
-    timings["store"] = round(elapsed - sum(timings.values()), 1)
+    night = outcome["night"]
+    timings = None
+    if night is not None:
+        logger.info("session %s staged: %d epochs in %.1f s", command.session_id, len(night), elapsed / 1000)
+        timings = {name: round(seconds * 1000.0, 1) for name, seconds in staged.timings_s.items()}
+        timings["store"] = round(elapsed - sum(timings.values()), 1)
     send(
         SessionStaged(
-            command.job_id, command.session_id, staging_id, "staged", None, message, len(staged.night), elapsed, timings
+            command.job_id,
+            command.session_id,
+            staging_id,
+            outcome["status"],
+            outcome.get("code"),
+            outcome.get("message"),
+            0 if night is None else len(night),
+            elapsed,
+            timings,
         )
     )

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+import numpy as np
+
 from workers.protocol.base import WorkerStarted
 from workers.protocol.capture import CaptureEnded, EpochStored
 from workers.protocol.staging import PrepareStaging, SessionStaged, StageSession, StagingProgress
@@ -143,14 +145,20 @@ class SleepService:
         samples = {s.id: s.n_samples for s in finished}
         stagings = {sid: r for sid, r in stagings.items() if r.n_samples == samples[sid]}
         usable = [r for r in stagings.values() if r.status == StagingStatus.STAGED]
-        given_up = {job.command.session_id for job in jobs if job.done.is_set() and job.outcome is None}
+        # Jobs that ended without storing anything: staging raised something unexpected (the next
+        # request tries again), or the worker died on every try.
+        unstored = {
+            job.command.session_id: job.outcome
+            for job in jobs
+            if job.done.is_set() and job.outcome is not None and job.outcome.staging_id == 0
+        }
         stored = SleepRepository(self._store.db()).epochs_in_range(usable, start_ms, end_ms)
         return SleepAnswer(
             method=constants.SLEEP_METHOD_YASA,
             version=self.yasa_version,
             epochs=[_yasa_epoch(epoch) for epoch in stored],
             epoch_secs=constants.SLEEP_EPOCH_S if stored else constants.SLEEP_DEFAULT_EPOCH_SECS,
-            sessions=[_session_entry(s, stagings.get(s.id), running, s.id in given_up) for s in sessions],
+            sessions=[_session_entry(s, stagings.get(s.id), running, unstored.get(s.id)) for s in sessions],
         )
 
     def analysis(self, answer: SleepAnswer) -> dict[str, Any]:
@@ -178,12 +186,9 @@ class SleepService:
     def _thresholds(self, start_ms: int, end_ms: int) -> SleepAnswer:
         db = self._store.db()
         rows = [
-            (row.start_utc_ms // 1000, *(row.relative.get(band) for band in ("delta", "theta", "alpha", "beta")))
-            for row in EpochRepository(db).in_range(start_ms, end_ms)
+            (start // 1000, *relative) for start, *relative in EpochRepository(db).relative_in_range(start_ms, end_ms)
         ]
         staged = stage_epochs(rows)
-        import numpy as np  # noqa: PLC0415 - only the gap median needs it
-
         epoch_secs = median_gap_epoch_secs(np.array([epoch.utc for epoch in staged], dtype=np.int64))
         sessions = SessionRepository(db).overlapping(start_ms, end_ms)
         return SleepAnswer(
@@ -356,6 +361,9 @@ class SleepService:
                     given_up.append(self._jobs.pop(key))
         for job in given_up:
             message = f"the staging worker exited (code {code}) {job.attempts} times while staging this session"
+            job.outcome = SessionStaged(
+                job.command.job_id, job.command.session_id, 0, StagingStatus.FAILED, "worker_exited", message, 0, 0.0
+            )
             self._publish(
                 constants.EVENT_SLEEP_STAGING,
                 {
@@ -401,15 +409,13 @@ def _yasa_epoch(epoch: StoredEpoch) -> dict[str, Any]:
 
 
 def _session_entry(
-    record: SessionRecord, staging: StagingRecord | None, running: str | None, given_up: bool
+    record: SessionRecord, staging: StagingRecord | None, running: str | None, unstored: SessionStaged | None
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"session_id": record.id, "method": constants.SLEEP_METHOD_YASA}
     if record.id == running or record.status == SessionStatus.RECORDING:
         entry.update(status="recording", message="the session is still recording; it is staged when it ends")
-    elif staging is None and given_up:
-        entry.update(
-            status="failed", code="worker_exited", message="the staging worker died on every try at this session"
-        )
+    elif staging is None and unstored is not None:
+        entry.update(status="failed", code=unstored.code, message=unstored.message)
     elif staging is None:
         entry.update(status="staging", message="staging is still running; ask again for its epochs")
     else:

@@ -360,6 +360,15 @@ class EpochRepository:
         sql = f"SELECT {self._COLUMNS} FROM eeg_epochs {where} ORDER BY start_utc_ms, id"
         return [self._row(row) for row in self._db.execute(sql, params).fetchall()]
 
+    def relative_in_range(self, start_ms: int, end_ms: int) -> list[tuple[int, Any, Any, Any, Any]]:
+        """``(start_utc_ms, rel_delta, rel_theta, rel_alpha, rel_beta)`` of epochs starting in the range,
+        oldest first: what the daemon's sleep rule reads, without parsing each row's metrics."""
+        return self._db.execute(
+            "SELECT start_utc_ms, rel_delta, rel_theta, rel_alpha, rel_beta FROM eeg_epochs"
+            " WHERE start_utc_ms >= ? AND start_utc_ms <= ? ORDER BY start_utc_ms, id",
+            [start_ms, end_ms],
+        ).fetchall()
+
     def for_session(self, session_id: str) -> list[EpochRow]:
         sql = f"SELECT {self._COLUMNS} FROM eeg_epochs WHERE session_id = ? ORDER BY start_utc_ms, id"
         return [self._row(row) for row in self._db.execute(sql, [session_id]).fetchall()]

@@ -22,11 +22,12 @@ MIMETYPES = {"svg": "image/svg+xml", "png": "image/png"}
 def sleep(body: SleepRangeBody):
     """Sleep stages of the range in 30 s epochs (YASA), or the daemon's threshold rule per stored epoch.
 
-    Sessions without a staging are staged first (the request waits for them); the answer adds
-    each epoch's confidence, sleep statistics and how each session fared to the daemon's shape.
+    Sessions without a staging are staged first (the request waits ``waitSecs`` for them, 8 s by
+    default, then answers with those still running marked ``staging``); the answer adds each
+    epoch's confidence, sleep statistics and how each session fared to the daemon's shape.
     """
     service = runtime().sleep
-    answer = service.resolve(body.start_utc, body.end_utc, body.method, body.channel)
+    answer = service.resolve(body.start_utc, body.end_utc, body.method, body.channel, body.wait_secs)
     return jsonify(service.analysis(answer))
 
 
@@ -39,7 +40,7 @@ def hypnogram(query: HypnogramQuery):
     if query.end_utc < query.start_utc:
         raise MisoError(422, "invalid_range", f"endUtc ({query.end_utc}) is before startUtc ({query.start_utc})")
     service = runtime().sleep
-    answer = service.resolve(query.start_utc, query.end_utc, query.method, query.channel)
+    answer = service.resolve(query.start_utc, query.end_utc, query.method, query.channel, query.wait_secs)
     epochs = [(float(e["utc"]), int(e["stage"]), e.get("confidence")) for e in answer.epochs]
     title = f"Hypnogram ({answer.method})"
     picture = run_blocking(

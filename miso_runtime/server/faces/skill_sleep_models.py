@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 
+from ... import constants
 from ...fields import UnixSeconds
 from ...sleep.settings import CLOCK_PATTERN, Method, Preset
 from .skill_embedding_models import TimeRangeBody, WrappedOrRaw, _Lenient
+
+
+def _wait_field() -> Any:
+    return Field(
+        default=constants.SLEEP_REQUEST_WAIT_S,
+        ge=0,
+        le=constants.SLEEP_REQUEST_MAX_WAIT_S,
+        validation_alias=AliasChoices("waitSecs", "wait_secs"),
+        description="seconds to wait for stagings this request starts (the daemon's frontend gives up at 10 s)",
+    )
 
 
 class SleepRangeBody(TimeRangeBody):
@@ -16,6 +27,7 @@ class SleepRangeBody(TimeRangeBody):
 
     method: Method | None = None
     channel: str | None = Field(default=None, min_length=1, max_length=64)
+    wait_secs: float = _wait_field()
 
 
 class HypnogramQuery(_Lenient):
@@ -27,6 +39,7 @@ class HypnogramQuery(_Lenient):
     tz_offset_minutes: int = Field(
         default=0, ge=-14 * 60, le=14 * 60, validation_alias=AliasChoices("tzOffsetMinutes", "tz_offset_minutes")
     )
+    wait_secs: float = _wait_field()
     width: int = Field(default=1200, ge=200, le=4000, description="pixels")
     height: int = Field(default=420, ge=200, le=4000, description="pixels")
 
