@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python bench/terminal.py
 	$(BIN)/python bench/neuro_search.py
 	$(BIN)/python bench/text_embeddings.py
+	$(BIN)/python bench/sleep_staging.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,12 +3,14 @@
 1. An 8-hour, two-channel, 256 Hz synthetic night (``tests/sleep_signal.py``) is written as a
    finished Muse S session (``tests/sleep_sessions.py``: the recording file and its session
    row, as a capture leaves them; rows TP9/AF8 hold channel 0, AF7/TP10 channel 1). Staged
-   through the runtime: ``POST /v1/analysis/sleep`` over the night, from the file on disk to the
-   stored hypnogram and the answer; the worker's own time comes from its ``sleep-staging`` event.
+   through the runtime: ``POST /v1/analysis/sleep`` over the night, from the files on disk (the
+   recording's binary copy; once more from the text alone, as for a recording without one) to
+   the stored hypnogram and the answer; the worker's own time comes from its ``sleep-staging`` event.
    Anchor: ``yasa.SleepStaging`` on the same channel's samples already in memory, in a process of
-   its own (imports done before the clock starts). Goal: ratio at most 1.2. Both runs are cold
-   (the first after their imports) and warm (the same night staged again: by the runtime under
-   another channel setting, which is a new staging).
+   its own. Goal: ratio at most 1.2. Both are timed cold (a fresh process: importing YASA and
+   MNE, and YASA's first call, which imports antropy and so compiles its numba code) and warm
+   (the same night staged again, the median of three: by the runtime under other channel settings,
+   each a new staging).
 2. Peak memory (VmHWM) of the staging worker, next to the direct call's process.
 3. ``POST /v1/analysis/sleep`` over the staged night answered from the store: p50 and p95 of 200
    requests (goal p50 under 50 ms); anchor: ``GET /v1/settings/sleep-config`` on the same sidecar.
@@ -29,7 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.eeg import EventsClient  # noqa: E402
+from miso_runtime.neuro.sample_file import samples_path  # noqa: E402
+from tests.eeg import EventsClient, wait_until  # noqa: E402
 from tests.sidecar import Sidecar  # noqa: E402
 from tests.sleep_sessions import seed_session  # noqa: E402
 from tests.sleep_signal import night_start_utc_s, synthetic_night  # noqa: E402
@@ -37,19 +40,24 @@ from tests.sleep_signal import night_start_utc_s, synthetic_night  # noqa: E402
 HOURS = 8.0
 RATE_HZ = 256.0
 REQUESTS = 200
+#: Seconds to wait after every worker is up, before the cold run.
+SETTLE_S = 10.0
 
 DIRECT = r"""
 import json, resource, sys, time, warnings
-import numpy as np, mne, yasa
-warnings.simplefilter("ignore")
+import numpy as np
 signal = np.load(sys.argv[1])
+began = time.perf_counter()
+import mne, yasa  # a fresh process pays these, as the worker does: part of the cold figure
+imported = time.perf_counter() - began
+warnings.simplefilter("ignore")
 def once():
     raw = mne.io.RawArray(signal[None, :] * 1e-6, mne.create_info(["TP10"], float(sys.argv[2]), "eeg"), verbose=False)
     began = time.perf_counter()
     yasa.SleepStaging(raw, eeg_name="TP10").predict()
     return time.perf_counter() - began
-cold = once()
-warm = once()
+cold = imported + once()
+warm = sorted(once() for _ in range(3))[1]
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"cold_s": cold, "warm_s": warm, "peak_mb": peak_mb}))
 """
@@ -69,7 +77,8 @@ def staged_through_runtime(
     """(seconds of the request, seconds the worker reported, its ms per phase) for staging the night."""
     seen = len(events.of_type("sleep-staging"))
     began = time.perf_counter()
-    answer = side.post("/v1/analysis/sleep", json={"startUtc": int(start), "endUtc": int(start + HOURS * 3600)})
+    body = {"startUtc": int(start), "endUtc": int(start + HOURS * 3600), "waitSecs": 600}
+    answer = side.post("/v1/analysis/sleep", json=body)
     took = time.perf_counter() - began
     assert answer.status_code == 200 and answer.json()["summary"]["total_epochs"] == int(HOURS * 120), answer.text
     done = [
@@ -89,9 +98,8 @@ def main() -> None:
         data_dir = Path(folder)
         session_id, path = seed_session(data_dir, night.signal_uv, start)
         print(f"recording: {path.stat().st_size / 1e6:.0f} MB (BrainFlow text, Muse S layout)")
-        # The anchor stages what the file holds: channel 1 as written with 6 decimals.
-        signal = np.char.mod("%.6f", night.signal_uv[1]).astype(np.float64)
-        np.save(data_dir / "tp10.npy", signal)
+        # The anchor stages the same array the recording was written from (TP10 holds channel 1).
+        np.save(data_dir / "tp10.npy", night.signal_uv[1])
         direct = json.loads(
             subprocess.run(
                 [sys.executable, "-c", DIRECT, str(data_dir / "tp10.npy"), str(RATE_HZ)],
@@ -103,9 +111,24 @@ def main() -> None:
         side = Sidecar(data_dir)
         events = EventsClient(side.port, side.token)
         try:
+            # Let the other workers finish starting (imports on 2 cores) so both cold runs meet a quiet machine.
+            wait_until(
+                lambda: all(
+                    w["state"] == "running" for w in side.get("/v1/settings/daemon-watchdog").json()["workers"]
+                ),
+                timeout=60,
+            )
+            time.sleep(SETTLE_S)
             cold_request, cold_worker, cold_phases = staged_through_runtime(side, events, start, session_id)
-            side.post("/v1/settings/sleep-config", json={"channel": "TP9"})
-            warm_request, warm_worker, warm_phases = staged_through_runtime(side, events, start, session_id)
+            warm_runs = []
+            for channel in ("TP9", "AF7", "AF8"):  # each setting is a new staging of the same night
+                side.post("/v1/settings/sleep-config", json={"channel": channel})
+                warm_runs.append(staged_through_runtime(side, events, start, session_id))
+            warm_request, warm_worker, warm_phases = sorted(warm_runs, key=lambda run: run[0])[1]
+            samples_path(path).rename(path.with_name("copy.kept"))  # an older recording: text only
+            side.post("/v1/settings/sleep-config", json={"channel": "TP10"})
+            text_request, text_worker, text_phases = staged_through_runtime(side, events, start, session_id)
+            path.with_name("copy.kept").rename(samples_path(path))
             side.post("/v1/settings/sleep-config", json={"channel": "auto"})
             peak = worker_peak_mb(side)
 
@@ -113,13 +136,14 @@ def main() -> None:
             print(f"   {'':28}{'runtime (request)':>20}{'runtime (worker)':>18}{'YASA direct':>14}{'ratio':>8}")
             for name, request, worker, anchor in (
                 ("first after start (cold)", cold_request, cold_worker, direct["cold_s"]),
-                ("again (warm)", warm_request, warm_worker, direct["warm_s"]),
+                ("warm (median of 3)", warm_request, warm_worker, direct["warm_s"]),
+                ("warm, text only (no copy)", text_request, text_worker, direct["warm_s"]),
             ):
                 print(
                     f"   {name:28}{request:>18.2f} s{worker:>16.2f} s{anchor:>12.2f} s{request / anchor:>8.2f}"
                     f"   (goal 1.2)"
                 )
-            for name, phases in (("cold", cold_phases), ("warm", warm_phases)):
+            for name, phases in (("cold", cold_phases), ("warm", warm_phases), ("text only", text_phases)):
                 parts = ", ".join(f"{phase} {ms / 1000:.2f} s" for phase, ms in phases.items())
                 print(f"   worker phases, {name}: {parts}")
             print("   (load: importing YASA and antropy, whose numba functions compile at import; a worker loads")

@@ -67,9 +67,9 @@ class EventsClient(JsonSocket):
             raise AssertionError(f"no {kind} event: {exc}; since then: {dict(recent)}; the last came {last}") from None
 
 
-def write_recording(path: Path, board_id: int, eeg_uv: np.ndarray, start_s: float | None = None) -> Path:
-    """Write EEG (µV, ``(n_channels, n_samples)``; fewer rows than the board are repeated) as a
-    BrainFlow recording in ``board_id``'s row layout, timestamps at the board's nominal rate."""
+def board_data(board_id: int, eeg_uv: np.ndarray, start_s: float | None = None) -> np.ndarray:
+    """EEG (µV, ``(n_channels, n_samples)``; fewer rows than the board are repeated) in ``board_id``'s
+    row layout, timestamps at the board's nominal rate from ``start_s`` (default: now)."""
     rate = BoardShim.get_sampling_rate(board_id)
     rows = BoardShim.get_eeg_channels(board_id)
     n = eeg_uv.shape[1]
@@ -78,6 +78,12 @@ def write_recording(path: Path, board_id: int, eeg_uv: np.ndarray, start_s: floa
         data[row] = eeg_uv[i % eeg_uv.shape[0]]
     start = time.time() if start_s is None else start_s
     data[BoardShim.get_timestamp_channel(board_id)] = start + np.arange(n) / rate
+    return data
+
+
+def write_recording(path: Path, board_id: int, eeg_uv: np.ndarray, start_s: float | None = None) -> Path:
+    """Write :func:`board_data` as a BrainFlow recording file (the text alone, as a board's own tools would)."""
+    data = board_data(board_id, eeg_uv, start_s)
     path.parent.mkdir(parents=True, exist_ok=True)
     DataFilter.write_file(np.ascontiguousarray(data), str(path), "w")
     return path

@@ -2,7 +2,8 @@
 
 A night cannot be replayed through the playback board in test time (8 hours at the board's
 100x top speed is 5 minutes), so the tests write what a finished capture leaves behind: the
-recording file in the board's layout under the data dir, and a ``complete`` session row that
+recording in the board's layout under the data dir, written by the capture's own
+``RecordingWriter`` (so its binary copy is there too), and a ``complete`` session row that
 names it. Everything after that (the staging worker reading the file, YASA, the store, the
 route) is the runtime's own.
 """
@@ -16,9 +17,10 @@ import numpy as np
 
 from miso_runtime import constants
 from miso_runtime.neuro.boards import BoardParams, board_name, layout_of
+from miso_runtime.neuro.recording import RecordingWriter
 from miso_runtime.store.database import open_database
 from miso_runtime.store.eeg import NewSession, SessionRepository, SessionStatus
-from tests.eeg import write_recording
+from tests.eeg import board_data
 
 MUSE_S = 39
 
@@ -34,7 +36,9 @@ def seed_session(
     session_id = session_id or uuid.uuid4().hex[:12]
     layout = layout_of(board_id, BoardParams())
     relative = Path(constants.RECORDINGS_DIR_NAME) / "seeded" / f"{session_id}.csv"
-    path = write_recording(data_dir / relative, board_id, eeg_uv, start_s=start_s)
+    path = data_dir / relative
+    with RecordingWriter(path, board_id) as writer:
+        writer.append(board_data(board_id, eeg_uv, start_s))
     n = eeg_uv.shape[1]
     db = open_database(data_dir / constants.DATABASE_FILE_NAME)
     try:

@@ -20,6 +20,7 @@ import yasa
 from brainflow.board_shim import BoardShim
 from brainflow.data_filter import DataFilter
 
+from miso_runtime.neuro.sample_file import samples_path
 from miso_runtime.store.database import open_database
 from miso_runtime.store.eeg import EpochRepository, NewSession, SessionRepository, SessionStatus
 from tests.eeg import GANGLION, PLAYBACK, EventsClient, wait_until, write_recording
@@ -87,7 +88,7 @@ def test_a_synthetic_night_is_staged_exactly_as_yasa_stages_it(side, night):
     # Muse S rows TP9, AF7, AF8, TP10 hold channels 0, 1, 0, 1; auto picks TP10 (row 4).
     [entry] = body["sessions"]
     assert entry["status"] == "staged" and entry["channel"] == "TP10" and not entry["truncated"]
-    expected_stages, expected_proba = yasa_direct(file_channel(path, MUSE_S, 3), 256.0, "TP10")
+    expected_stages, expected_proba = yasa_direct(night.signal_uv[1], 256.0, "TP10")
     assert [e["stage"] for e in body["epochs"]] == expected_stages
     assert np.array_equal(probabilities(body), expected_proba)
     assert [e["confidence"] for e in body["epochs"]] == expected_proba.max(axis=1).tolist()
@@ -127,14 +128,22 @@ def test_real_eeg_equals_yasa_on_either_channel(side):
     # Ganglion rows 1-4 hold F4-A1, CZ-A2, F4-A1, CZ-A2; BrainFlow names them ch1..ch4.
     auto = staged(side, start, start + 400)
     assert auto["sessions"][0]["channel"] == "ch1"
-    stages, proba = yasa_direct(file_channel(path, GANGLION, 0), 200.0, "ch1")
+    stages, proba = yasa_direct(real_eeg_uv()[0], 200.0, "ch1")
     assert [e["stage"] for e in auto["epochs"]] == stages and np.array_equal(probabilities(auto), proba)
 
     central = staged(side, start, start + 400, channel="ch2")
     assert central["sessions"][0]["channel"] == "ch2" and central["sessions"][0]["channel_reason"] == "configured"
-    stages, proba = yasa_direct(file_channel(path, GANGLION, 1), 200.0, "ch2")
+    stages, proba = yasa_direct(real_eeg_uv()[1], 200.0, "ch2")
     assert [e["stage"] for e in central["epochs"]] == stages and np.array_equal(probabilities(central), proba)
     assert len(stages) == 12  # 6 minutes
+
+    # Without its binary copy the recording is parsed from its text (6 decimals): YASA's answer on those values.
+    text_id, text_path = seed_session(side.data_dir, real_eeg_uv(), start + 3600, board_id=GANGLION)
+    samples_path(text_path).unlink()
+    from_text = staged(side, start + 3600, start + 4000, channel="ch2")
+    assert from_text["sessions"][0]["session_id"] == text_id and from_text["sessions"][0]["status"] == "staged"
+    stages, proba = yasa_direct(file_channel(text_path, GANGLION, 1), 200.0, "ch2")
+    assert [e["stage"] for e in from_text["epochs"]] == stages and np.array_equal(probabilities(from_text), proba)
 
 
 def test_changing_the_channel_or_the_method_in_the_settings_stages_again(side, night):
@@ -146,8 +155,7 @@ def test_changing_the_channel_or_the_method_in_the_settings_stages_again(side, n
         assert side.get("/v1/settings/sleep-config").json()["channel"] == "TP9"
         by_tp9 = staged(side, start - 60, start + 3 * 3600)
         assert by_tp9["sessions"][0]["channel"] == "TP9"
-        path = side.data_dir / "recordings" / "seeded" / f"{by_tp9['sessions'][0]['session_id']}.csv"
-        stages, proba = yasa_direct(file_channel(path, MUSE_S, 0), 256.0, "TP9")
+        stages, proba = yasa_direct(night.signal_uv[0], 256.0, "TP9")
         assert [e["stage"] for e in by_tp9["epochs"]] == stages and np.array_equal(probabilities(by_tp9), proba)
         assert not np.array_equal(probabilities(by_tp9), probabilities(by_tp10))
 
@@ -270,11 +278,12 @@ def test_bad_ranges_and_recordings_get_clear_answers_and_the_worker_stays_up(sid
     gone_id, gone = seed_session(side.data_dir, eeg, start, board_id=GANGLION)
     gone.unlink()
     cut_id, cut = seed_session(side.data_dir, eeg, start + 3600, board_id=GANGLION)
-    with cut.open("r+b") as handle:  # keep the first 3 minutes and a torn line
+    with cut.open("r+b") as handle:  # keep the first 3 minutes and a torn line, of the text and of its copy
         lines = handle.read().split(b"\n")
         handle.seek(0)
         handle.write(b"\n".join(lines[: 200 * 180]) + b"\n" + lines[200 * 180][:7])
         handle.truncate()
+    os.truncate(samples_path(cut), 16 + 200 * 180 * 8 * 5 + 13)
     short_id, _ = seed_session(side.data_dir, eeg[:, : 200 * 20], start + 7200, board_id=GANGLION)
 
     body = staged(side, start - 10, start + 3 * 3600)
@@ -322,7 +331,7 @@ def test_a_worker_killed_mid_job_comes_back_and_the_request_still_answers(side, 
     assert answers, "the request did not answer"
     [body] = answers
     assert body["sessions"][0]["status"] == "staged" and len(body["epochs"]) == 240
-    stages, _ = yasa_direct(file_channel(path, MUSE_S, 3), 256.0, "TP10")
+    stages, _ = yasa_direct(night.signal_uv[1], 256.0, "TP10")
     assert [e["stage"] for e in body["epochs"]] == stages
     assert wait_until(lambda: staging_worker_pid(side) not in (None, pid))
     phases = [p["phase"] for p in staging_events(side, session_id)]

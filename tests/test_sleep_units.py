@@ -77,3 +77,32 @@ def test_the_fast_reader_reads_what_brainflow_reads_and_drops_a_torn_line(tmp_pa
     assert np.array_equal(read_rows(path, MUSE_S, [1, 6]), expected[[1, 6]])
     with pytest.raises(ValueError, match="fields per line"):
         read_rows(path, 1, [1])  # the Ganglion's layout has 15 rows, not Muse S's 8
+
+
+def test_the_recording_writer_keeps_an_exact_binary_copy_and_resumes_it(tmp_path):
+    from miso_runtime.neuro.recording import RecordingWriter
+    from miso_runtime.neuro.sample_file import read_channel, samples_path
+    from tests.eeg import board_data
+
+    eeg = np.random.default_rng(5).normal(0, 40, size=(4, 1000))
+    data = board_data(MUSE_S, eeg, 1_795_000_000.0)
+    path = tmp_path / "r.csv"
+    with RecordingWriter(path, MUSE_S) as writer:
+        writer.append(data[:, :600])
+    with RecordingWriter(path, MUSE_S) as writer:  # a resumed recording continues its copy
+        writer.append(data[:, 600:])
+    timestamps, channel = read_channel(path, 4, 3, 1000)
+    assert np.array_equal(channel, eeg[3]) and np.array_equal(timestamps, data[6])  # the board's own doubles
+    assert read_channel(path, 4, 3, 999) is None  # not the session's sample count: the text stands in
+
+    with samples_path(path).open("ab") as handle:
+        handle.write(b"\x01" * 13)  # a record torn by a crash
+    with RecordingWriter(path, MUSE_S):
+        pass
+    assert read_channel(path, 4, 0, 1000)[1].tolist() == eeg[0].tolist()
+
+    with path.open("ab") as handle:  # the text got samples the copy did not: the copy goes
+        DataFilter.write_file(np.ascontiguousarray(data[:, :5]), str(path), "a")
+    with RecordingWriter(path, MUSE_S):
+        pass
+    assert not samples_path(path).exists() and read_channel(path, 4, 0, 1005) is None

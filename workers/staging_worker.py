@@ -77,7 +77,12 @@ def _stage(command: StageSession, repository: Any, send: Callable[[Any], None]) 
     outcome: dict[str, Any] = {"status": StagingStatus.FAILED, "night": None}
     try:
         staged = stage_recording(
-            Path(command.recording_path), command.board_id, command.channel_names, command.channel_request, progress
+            Path(command.recording_path),
+            command.board_id,
+            command.channel_names,
+            command.channel_request,
+            progress,
+            expected_samples=command.session_n_samples,
         )
     except StagingError as exc:
         logger.info("session %s not staged: %s (%s)", command.session_id, exc.message, exc.code)

@@ -21,6 +21,7 @@ from ..errors import MisoError
 from ..store.eeg import EPOCH_BANDS, EPOCH_SCORES, EpochRepository, SessionRecord, SessionRepository
 from .boards import BoardError, BoardParams, layout_of
 from .layout import PipelineConfig
+from .sample_file import samples_path
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class HistoryService:
         path = self.data_dir / record.recording_path
         removed = path.is_file()
         path.unlink(missing_ok=True)
+        samples_path(path).unlink(missing_ok=True)
         return {"ok": True, "id": session_id, "deleted_epochs": n_epochs, "deleted_file": removed}
 
     def stats(self) -> dict[str, Any]:

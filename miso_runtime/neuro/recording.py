@@ -14,6 +14,9 @@ File format (what ``DataFilter.write_file(data, file, "a")`` writes, checked on 
   board) holds UNIX time in **seconds** (float, µs resolution); this module reports UTC ms.
 * EEG rows are in µV as the board delivers them; no header, no footer.
 
+Beside the text the writer keeps a binary copy of the timestamps and EEG rows
+(:mod:`~miso_runtime.neuro.sample_file`), which reads a whole night in milliseconds.
+
 Crash safety: the writer buffers chunks in memory and hands them to the OS at least every
 :data:`FLUSH_INTERVAL_S` (a background timer enforces it even when no chunk arrives), so a
 ``kill -9`` loses at most that much. A kill in the middle of a write can leave a partial
@@ -52,6 +55,8 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 from brainflow.board_shim import BoardIds, BoardShim, BrainFlowInputParams
 from brainflow.data_filter import DataFilter
+
+from .sample_file import SampleFileWriter
 
 log = logging.getLogger(__name__)
 
@@ -194,12 +199,21 @@ class RecordingWriter:
             )
         self.flush_interval_s = float(flush_interval_s)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        existing = 0
         if self.path.exists():
             cut = _cut_partial_tail(self.path)
             if cut:
                 log.warning("recording %s: cut %d bytes of a torn last line before resuming", self.path, cut)
+            span = recording_end(self.path, self.board_id)
+            existing = 0 if span is None else span.n_samples
         else:
             self.path.touch()
+        self._samples = SampleFileWriter(
+            self.path,
+            BoardShim.get_eeg_channels(self.board_id),
+            BoardShim.get_timestamp_channel(self.board_id),
+            existing,
+        )
         self._lock = threading.Lock()
         self._pending: List[np.ndarray] = []
         self._pending_since: Optional[float] = None  # monotonic s of oldest buffered chunk
@@ -240,6 +254,7 @@ class RecordingWriter:
         block = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending, axis=1)
         block = np.ascontiguousarray(block, dtype=np.float64)
         DataFilter.write_file(block, str(self.path), "a")  # fopen("a") .. fclose: in the OS now
+        self._samples.append(block)
         self.samples_written += block.shape[1]
         self._pending.clear()
         self._pending_since = None
@@ -269,6 +284,7 @@ class RecordingWriter:
         self._timer.join(timeout=2.0)
         with open(self.path, "rb") as fh:
             os.fsync(fh.fileno())
+        self._samples.sync()
 
     def __enter__(self) -> "RecordingWriter":
         return self

@@ -3,8 +3,10 @@
 What runs, in order, for a session:
 
 1. the EEG channel is chosen (:func:`~miso_runtime.sleep.channels.pick_channel`);
-2. that channel's row and the timestamp row are read from the recording file
-   (:func:`~miso_runtime.neuro.recording_columns.read_rows`, µV and UNIX seconds);
+2. that channel and the timestamps are read from the recording's binary copy
+   (:func:`~miso_runtime.neuro.sample_file.read_channel`: the board's own doubles, µV and UNIX
+   seconds) when it holds every sample of the session, else parsed out of the text file
+   (:func:`~miso_runtime.neuro.recording_columns.read_rows`, its 6 decimals);
 3. ``yasa.SleepStaging`` gets the channel as an MNE ``RawArray`` at the board's own rate, in
    volts. YASA resamples to 100 Hz (``raw.resample``) and band-passes at 0.4-30 Hz itself, and
    its documentation asks for an unfiltered signal, so nothing else is done to it: the answer
@@ -32,6 +34,7 @@ import numpy as np
 
 from .. import constants
 from ..neuro.recording_columns import read_rows
+from ..neuro.sample_file import read_channel
 from ..store.sleep import StagedNight
 from .channels import ChannelNotFound, pick_channel
 
@@ -127,8 +130,13 @@ def stage_recording(
     channel_names: Sequence[str],
     channel_request: str,
     progress: Progress | None = None,
+    expected_samples: int = 0,
 ) -> StagedRecording:
-    """Stage the recording at ``path`` (board ``board_id``'s layout); raises :class:`StagingError`."""
+    """Stage the recording at ``path`` (board ``board_id``'s layout); raises :class:`StagingError`.
+
+    ``expected_samples`` is what the session says it recorded: the recording's binary copy is read
+    when it holds exactly that many samples, the text file otherwise.
+    """
     from brainflow.board_shim import BoardShim  # noqa: PLC0415
 
     report = progress or (lambda _phase, _fraction: None)
@@ -147,18 +155,26 @@ def stage_recording(
         )
     load_s = load_yasa()
     began = time.perf_counter()
-    try:
-        data = read_rows(
-            path,
-            board_id,
-            [eeg_rows[names.index(channel)], BoardShim.get_timestamp_channel(board_id)],
-            progress=lambda fraction: report("reading", fraction),
-        )
-    except FileNotFoundError:
-        raise StagingError("recording_missing", f"the recording file {path} is gone") from None
-    except (OSError, ValueError) as exc:
-        raise StagingError("recording_unreadable", f"the recording file cannot be read: {exc}") from None
-    signal_uv, timestamps_s = data[0], data[1]
+    if not Path(path).is_file():
+        raise StagingError("recording_missing", f"the recording file {path} is gone")
+    index = names.index(channel)
+    copy = read_channel(path, len(eeg_rows), index, expected_samples) if expected_samples else None
+    if copy is not None:
+        timestamps_s, signal_uv = copy
+        report("reading", 1.0)
+    else:
+        try:
+            data = read_rows(
+                path,
+                board_id,
+                [eeg_rows[index], BoardShim.get_timestamp_channel(board_id)],
+                progress=lambda fraction: report("reading", fraction),
+            )
+        except FileNotFoundError:
+            raise StagingError("recording_missing", f"the recording file {path} is gone") from None
+        except (OSError, ValueError) as exc:
+            raise StagingError("recording_unreadable", f"the recording file cannot be read: {exc}") from None
+        signal_uv, timestamps_s = data[0], data[1]
     n = signal_uv.size
     per_epoch = int(round(constants.SLEEP_EPOCH_S * rate))
     if n < per_epoch:
