@@ -20,7 +20,7 @@ import yasa
 from brainflow.board_shim import BoardShim
 from brainflow.data_filter import DataFilter
 
-from miso_runtime.neuro.sample_file import samples_path
+from miso_runtime.neuro.sample_file import read_channel, samples_path
 from miso_runtime.store.database import open_database
 from miso_runtime.store.eeg import EpochRepository, NewSession, SessionRepository, SessionStatus
 from tests.eeg import GANGLION, PLAYBACK, EventsClient, wait_until, write_recording
@@ -358,8 +358,12 @@ def test_a_session_that_ends_is_staged_in_the_background(side, tmp_path):
         assert done["payload"]["n_epochs"] == 12
         with sqlite3.connect(side.data_dir / "miso.db") as db:
             long_row = db.execute(
-                "SELECT started_utc_ms, ended_utc_ms FROM eeg_sessions WHERE id = ?", [ended["long"]]
+                "SELECT started_utc_ms, ended_utc_ms, recording_path, n_samples FROM eeg_sessions WHERE id = ?",
+                [ended["long"]],
             ).fetchone()
+        # The capture's recording has its binary copy, holding every sample (what staging read).
+        copy = read_channel(side.data_dir / long_row[2], 4, 1, long_row[3])
+        assert copy is not None and np.allclose(copy[1], eeg[1], atol=5e-7)
         jobs_before = len(side.events.of_type("sleep-staging"))
         body = staged(side, long_row[0] // 1000, long_row[1] // 1000 - 1)  # the short replay starts at its end
         assert [s["status"] for s in body["sessions"]] == ["staged"] and len(body["epochs"]) == 12
