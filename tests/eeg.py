@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from brainflow.board_shim import BoardShim
@@ -110,3 +111,18 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0, interval: fl
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+@contextmanager
+def listening_sidecar(data_dir: Path) -> Iterator[Any]:
+    """A sidecar whose ``events`` attribute is an :class:`EventsClient` connected from the start."""
+    from tests.sidecar import Sidecar
+
+    sidecar = Sidecar(data_dir)
+    events = EventsClient(sidecar.port, sidecar.token)
+    sidecar.events = events  # type: ignore[attr-defined]
+    try:
+        yield sidecar
+    finally:
+        events.close()
+        sidecar.terminate()

@@ -20,7 +20,7 @@ from miso_runtime.neuro.embedding.spectral_encoder import SPECTRAL_ENCODER_NAME
 from miso_runtime.store.database import open_database
 from miso_runtime.store.eeg import EpochRepository, NewSession, SessionRepository
 from miso_runtime.store.embeddings import EmbeddingRepository
-from tests.eeg import GANGLION, PLAYBACK, EventsClient, wait_until, write_recording
+from tests.eeg import GANGLION, PLAYBACK, listening_sidecar, wait_until, write_recording
 from tests.exg_fixtures import real_eeg_uv
 from tests.sidecar import Sidecar
 
@@ -29,12 +29,8 @@ BANDS = ("delta", "theta", "alpha", "beta", "gamma")
 
 @pytest.fixture(scope="module")
 def side(tmp_path_factory):
-    sidecar = Sidecar(tmp_path_factory.mktemp("eeg-embeddings"))
-    events = EventsClient(sidecar.port, sidecar.token)
-    sidecar.events = events  # type: ignore[attr-defined]
-    yield sidecar
-    events.close()
-    sidecar.terminate()
+    with listening_sidecar(tmp_path_factory.mktemp("eeg-embeddings")) as sidecar:
+        yield sidecar
 
 
 def replay(side: Sidecar, path: Path, speed: float = 40) -> str:

@@ -23,7 +23,7 @@ from brainflow.data_filter import DataFilter
 from miso_runtime.neuro.sample_file import read_channel, samples_path
 from miso_runtime.store.database import open_database
 from miso_runtime.store.eeg import EpochRepository, NewSession, SessionRepository, SessionStatus
-from tests.eeg import GANGLION, PLAYBACK, EventsClient, wait_until, write_recording
+from tests.eeg import GANGLION, PLAYBACK, listening_sidecar, wait_until, write_recording
 from tests.exg_fixtures import real_eeg_uv
 from tests.sidecar import Sidecar
 from tests.sleep_sessions import MUSE_S, seed_session
@@ -36,12 +36,8 @@ DAY = 86_400
 
 @pytest.fixture(scope="module")
 def side(tmp_path_factory):
-    sidecar = Sidecar(tmp_path_factory.mktemp("sleep"))
-    events = EventsClient(sidecar.port, sidecar.token)
-    sidecar.events = events  # type: ignore[attr-defined]
-    yield sidecar
-    events.close()
-    sidecar.terminate()
+    with listening_sidecar(tmp_path_factory.mktemp("sleep")) as sidecar:
+        yield sidecar
 
 
 @pytest.fixture(scope="module")
