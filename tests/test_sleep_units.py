@@ -106,3 +106,16 @@ def test_the_recording_writer_keeps_an_exact_binary_copy_and_resumes_it(tmp_path
     with RecordingWriter(path, MUSE_S):
         pass
     assert not samples_path(path).exists() and read_channel(path, 4, 0, 1005) is None
+
+
+def test_a_session_deleted_while_it_is_staged_ends_its_job_without_taking_the_worker_down(tmp_path):
+    from workers.protocol.staging import SessionStaged, StageSession
+    from workers.staging_worker import _stage
+
+    db = open_database(tmp_path / "miso.db")
+    sent: list = []
+    command = StageSession("j1", "gone", str(tmp_path / "gone.csv"), MUSE_S, ("TP9",), "auto", "yasa-0.8.1", 10, 1.0)
+    _stage(command, SleepRepository(db), sent.append)  # no such session row any more: the store refuses the result
+    [outcome] = [event for event in sent if isinstance(event, SessionStaged)]
+    assert (outcome.status, outcome.code, outcome.staging_id) == ("failed", "session_deleted", 0)
+    assert SleepRepository(db).count() == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -109,14 +110,19 @@ def _stage(command: StageSession, repository: Any, send: Callable[[Any], None]) 
                 message=f"the recording holds {staged.recorded_s:.0f} s of the session's {command.expected_s:.0f} s",
             )
     elapsed = (time.perf_counter() - began) * 1000.0
-    staging_id = repository.save(
-        key,
-        n_samples=command.session_n_samples,
-        epoch_s=constants.SLEEP_EPOCH_S,
-        expected_s=command.expected_s,
-        elapsed_ms=elapsed,
-        **outcome,
-    )
+    try:
+        staging_id = repository.save(
+            key,
+            n_samples=command.session_n_samples,
+            epoch_s=constants.SLEEP_EPOCH_S,
+            expected_s=command.expected_s,
+            elapsed_ms=elapsed,
+            **outcome,
+        )
+    except sqlite3.IntegrityError:  # the session was deleted while it was being staged
+        message = "the session was deleted while it was being staged"
+        send(SessionStaged(command.job_id, command.session_id, 0, "failed", "session_deleted", message, 0, elapsed))
+        return
     night = outcome["night"]
     timings = None
     if night is not None:

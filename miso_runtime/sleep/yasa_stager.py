@@ -153,10 +153,10 @@ def stage_recording(
         raise StagingError(
             "sample_rate_too_low", f"{rate:g} Hz; YASA needs more than {constants.SLEEP_MIN_SAMPLE_RATE_HZ:g} Hz"
         )
-    load_s = load_yasa()
-    began = time.perf_counter()
     if not Path(path).is_file():
         raise StagingError("recording_missing", f"the recording file {path} is gone")
+    load_s = load_yasa()
+    began = time.perf_counter()
     index = names.index(channel)
     copy = read_channel(path, len(eeg_rows), index, expected_samples) if expected_samples else None
     if copy is not None:
