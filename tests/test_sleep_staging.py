@@ -263,7 +263,7 @@ def staging_worker_pid(side: Sidecar) -> int | None:
 
 
 def test_bad_ranges_and_recordings_get_clear_answers_and_the_worker_stays_up(side):
-    pid = staging_worker_pid(side)
+    pid = wait_until(lambda: staging_worker_pid(side), timeout=60)
     reversed_range = side.post("/v1/analysis/sleep", json={"startUtc": 2_000_000_000, "endUtc": 1_000_000_000})
     assert reversed_range.status_code == 422 and "before startUtc" in reversed_range.json()["message"]
     missing = side.post("/v1/analysis/sleep", json={"startUtc": 1})
@@ -290,6 +290,9 @@ def test_bad_ranges_and_recordings_get_clear_answers_and_the_worker_stays_up(sid
     assert by_id[short_id]["status"] == "failed" and by_id[short_id]["code"] == "too_short"
     assert "30 s" in by_id[short_id]["message"]
     assert {e["session_id"] for e in body["epochs"]} == {cut_id}
+    queued = len(staging_events(side, gone_id))
+    again = {entry["session_id"]: entry for entry in staged(side, start - 10, start + 3 * 3600)["sessions"]}
+    assert again[gone_id]["code"] == "recording_missing" and len(staging_events(side, gone_id)) == queued  # no new job
 
     unknown = side.post("/v1/analysis/sleep", json={"startUtc": int(start), "endUtc": int(start) + 10, "channel": "Cz"})
     assert unknown.status_code == 400 and unknown.json()["code"] == "channel_not_found"
@@ -317,7 +320,7 @@ def test_a_request_that_stops_waiting_leaves_the_job_running_and_a_later_one_get
 def test_a_worker_killed_mid_job_comes_back_and_the_request_still_answers(side, night):
     start = night_start_utc_s() + 8 * DAY
     session_id, path = seed_session(side.data_dir, night.signal_uv, start)
-    pid = staging_worker_pid(side)
+    pid = wait_until(lambda: staging_worker_pid(side), timeout=60)
     answers: list = []
     request = threading.Thread(target=lambda: answers.append(staged(side, start, start + 3 * 3600)))
     request.start()

@@ -237,13 +237,16 @@ class SleepService:
         if job is not None:
             return job
         stored = SleepRepository(self._store.db()).find(key)
+        recording = self._data_dir / record.recording_path
         if stored is not None and stored.n_samples == record.n_samples:
             if stored.status == StagingStatus.STAGED or stored.code in PERMANENT_FAILURES:
                 return None
+            if stored.code == "recording_missing" and not recording.exists():
+                return None  # still gone: the stored failure answers
         command = StageSession(
             job_id=uuid.uuid4().hex[:12],
             session_id=record.id,
-            recording_path=str(self._data_dir / record.recording_path),
+            recording_path=str(recording),
             board_id=record.data_board_id,
             channel_names=tuple(_channel_names(record)),
             channel_request=channel_request,
@@ -270,7 +273,7 @@ class SleepService:
             logger.info("staging of %s waits for the worker: %s", job.command.session_id, exc)
 
     def stage_in_background(self, record: SessionRecord) -> None:
-        """Start staging a finished session without waiting (a session end, or a test's seeded one)."""
+        """Start staging a finished session without waiting (when it ends), under the configured channel."""
         config = self.config.get()
         if config.method != constants.SLEEP_METHOD_YASA:
             return
