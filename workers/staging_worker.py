@@ -91,7 +91,11 @@ def _stage(command: StageSession, repository: Any, send: Callable[[Any], None]) 
     except Exception as exc:  # noqa: BLE001 - reported, not stored: the next request tries again
         logger.exception("staging session %s failed", command.session_id)
         elapsed = (time.perf_counter() - began) * 1000.0
-        send(SessionStaged(command.job_id, command.session_id, 0, "failed", "staging_failed", str(exc), 0, elapsed))
+        send(
+            SessionStaged(
+                command.job_id, command.session_id, 0, StagingStatus.FAILED, "staging_failed", str(exc), 0, elapsed
+            )
+        )
         return
     else:
         send(StagingProgress(command.job_id, command.session_id, "storing", 0.0))
@@ -121,7 +125,11 @@ def _stage(command: StageSession, repository: Any, send: Callable[[Any], None]) 
         )
     except sqlite3.IntegrityError:  # the session was deleted while it was being staged
         message = "the session was deleted while it was being staged"
-        send(SessionStaged(command.job_id, command.session_id, 0, "failed", "session_deleted", message, 0, elapsed))
+        send(
+            SessionStaged(
+                command.job_id, command.session_id, 0, StagingStatus.FAILED, "session_deleted", message, 0, elapsed
+            )
+        )
         return
     night = outcome["night"]
     timings = None

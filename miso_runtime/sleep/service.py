@@ -41,8 +41,9 @@ from ..settings_files import SettingsFile
 from ..store.database import ConnectionPerThread
 from ..store.eeg import EpochRepository, SessionRecord, SessionRepository, SessionStatus
 from ..store.sleep import SleepRepository, StagingKey, StagingRecord, StagingStatus, StoredEpoch
+from .channels import pick_channel
 from .settings import SleepConfig
-from .statistics import sleep_statistics
+from .statistics import STAGE_CODES, sleep_statistics
 from .thresholds import THRESHOLDS_VERSION, median_gap_epoch_secs, stage_epochs
 from .yasa_stager import yasa_method_version
 
@@ -54,13 +55,6 @@ Publish = Callable[..., Any]
 PERMANENT_FAILURES = frozenset(
     {"too_short", "sample_rate_too_low", "channel_not_found", "no_channels", "recording_unreadable"}
 )
-STAGE_NAMES = {
-    constants.SLEEP_STAGE_WAKE: "wake",
-    constants.SLEEP_STAGE_N1: "n1",
-    constants.SLEEP_STAGE_N2: "n2",
-    constants.SLEEP_STAGE_N3: "n3",
-    constants.SLEEP_STAGE_REM: "rem",
-}
 
 
 class CommandSink(Protocol):
@@ -163,9 +157,9 @@ class SleepService:
 
     def analysis(self, answer: SleepAnswer) -> dict[str, Any]:
         """The route's body: the daemon's ``epochs`` and ``summary``, and what it lacks."""
-        counts = {name: 0 for name in STAGE_NAMES.values()}
+        counts = {name: 0 for name in STAGE_CODES.values()}
         for epoch in answer.epochs:
-            counts[STAGE_NAMES[epoch["stage"]]] += 1
+            counts[STAGE_CODES[epoch["stage"]]] += 1
         return {
             "epochs": answer.epochs,
             "summary": {
@@ -214,12 +208,15 @@ class SleepService:
 
     @staticmethod
     def _check_channel(channel: str, sessions: list[SessionRecord]) -> None:
+        """A 400 naming the channels there are, when no session of the range has ``channel``."""
         known: list[str] = []
         for record in sessions:
             names = _channel_names(record)
-            if any(name.lower() == channel.lower() for name in names):
+            try:
+                pick_channel(names, channel)
                 return
-            known += [name for name in names if name not in known]
+            except ValueError:
+                known += [name for name in names if name not in known]
         if sessions:
             raise MisoError(
                 400,
@@ -406,7 +403,7 @@ def _yasa_epoch(epoch: StoredEpoch) -> dict[str, Any]:
         "rel_alpha": ra,
         "rel_beta": rb,
         "confidence": epoch.confidence,
-        "probabilities": dict(zip(("wake", "n1", "n2", "n3", "rem"), epoch.probabilities, strict=True)),
+        "probabilities": dict(zip(STAGE_CODES.values(), epoch.probabilities, strict=True)),
         "session_id": epoch.session_id,
     }
 

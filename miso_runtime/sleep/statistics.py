@@ -37,11 +37,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import constants
+
 #: Stage code of the skill-daemon → short name used as key in :func:`sleep_statistics`' ``stages``.
 #: There is no code 4 (the daemon skipped the old R&K "S4").
-STAGE_CODES: dict[int, str] = {0: "wake", 1: "n1", 2: "n2", 3: "n3", 5: "rem"}
-WAKE = 0
-REM = 5
+STAGE_CODES: dict[int, str] = {
+    constants.SLEEP_STAGE_WAKE: "wake",
+    constants.SLEEP_STAGE_N1: "n1",
+    constants.SLEEP_STAGE_N2: "n2",
+    constants.SLEEP_STAGE_N3: "n3",
+    constants.SLEEP_STAGE_REM: "rem",
+}
+WAKE = constants.SLEEP_STAGE_WAKE
+REM = constants.SLEEP_STAGE_REM
 
 _SECONDS_PER_MINUTE = 60.0
 

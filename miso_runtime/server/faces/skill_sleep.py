@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from ...auth import Access
-from ...errors import MisoError
 from ..blocking import run_blocking
 from ..endpoint import endpoint
 from . import runtime
@@ -37,8 +36,6 @@ def hypnogram(query: HypnogramQuery):
     """The range's hypnogram as an SVG or PNG picture (for an ``<img>``: the token may be a query parameter)."""
     from ...sleep.hypnogram import render_hypnogram  # noqa: PLC0415 - matplotlib loads on the first picture
 
-    if query.end_utc < query.start_utc:
-        raise MisoError(422, "invalid_range", f"endUtc ({query.end_utc}) is before startUtc ({query.start_utc})")
     service = runtime().sleep
     answer = service.resolve(query.start_utc, query.end_utc, query.method, query.channel, query.wait_secs)
     epochs = [(float(e["utc"]), int(e["stage"]), e.get("confidence")) for e in answer.epochs]

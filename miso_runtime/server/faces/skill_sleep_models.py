@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 
 from ... import constants
-from ...fields import UnixSeconds
 from ...sleep.settings import CLOCK_PATTERN, Method, Preset
-from .skill_embedding_models import TimeRangeBody, WrappedOrRaw, _Lenient
+from .skill_embedding_models import TimeRangeBody, WrappedOrRaw
 
 
-def _wait_field() -> Any:
-    return Field(
+class SleepRangeBody(TimeRangeBody):
+    """The daemon's ``TimeRangeRequest``; ``method`` and ``channel`` override the settings for one request."""
+
+    method: Method | None = None
+    channel: str | None = Field(default=None, min_length=1, max_length=64)
+    wait_secs: float = Field(
         default=constants.SLEEP_REQUEST_WAIT_S,
         ge=0,
         le=constants.SLEEP_REQUEST_MAX_WAIT_S,
@@ -22,24 +25,13 @@ def _wait_field() -> Any:
     )
 
 
-class SleepRangeBody(TimeRangeBody):
-    """The daemon's ``TimeRangeRequest``; ``method`` and ``channel`` override the settings for one request."""
+class HypnogramQuery(SleepRangeBody):
+    """The same range and options as ``POST /v1/analysis/sleep``, and how to draw it."""
 
-    method: Method | None = None
-    channel: str | None = Field(default=None, min_length=1, max_length=64)
-    wait_secs: float = _wait_field()
-
-
-class HypnogramQuery(_Lenient):
-    start_utc: UnixSeconds = Field(validation_alias=AliasChoices("startUtc", "start_utc"))
-    end_utc: UnixSeconds = Field(validation_alias=AliasChoices("endUtc", "end_utc"))
     format: Literal["svg", "png"] = "svg"
-    method: Method | None = None
-    channel: str | None = Field(default=None, min_length=1, max_length=64)
     tz_offset_minutes: int = Field(
         default=0, ge=-14 * 60, le=14 * 60, validation_alias=AliasChoices("tzOffsetMinutes", "tz_offset_minutes")
     )
-    wait_secs: float = _wait_field()
     width: int = Field(default=1200, ge=200, le=4000, description="pixels")
     height: int = Field(default=420, ge=200, le=4000, description="pixels")
 
