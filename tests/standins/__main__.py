@@ -10,6 +10,8 @@ stdin, with one JSON line on stdout, and exits when stdin closes (its test runne
 
 - ``{"provider": "openai", "cmd": "script", "script": {"tokens": ["a"], "token_delay_s": 0.1}}``
   replaces that stand-in's :class:`~tests.standins.server.Script` (omitted fields: defaults);
+  ``"turns": [{"text": "…", "tool_calls": [{"name": "…", "arguments": {…}}]}]`` scripts tool
+  calls (a ``responder`` cannot cross a pipe);
 - ``{"provider": "openai", "cmd": "stats"}``: requests, completed, aborted and active streams;
 - ``{"provider": "openai", "cmd": "wait_for_disconnect", "timeout_s": 5}``: ``ok`` is whether a
   client closed a stream before its end within the time.
@@ -28,7 +30,7 @@ from typing import Any
 from .anthropic_standin import AnthropicStandIn
 from .ollama_standin import OllamaStandIn
 from .openai_standin import OpenAIStandIn
-from .server import Script, StandInServer
+from .server import Script, ScriptedToolCall, StandInServer, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +57,12 @@ def answer(servers: dict[str, StandInServer], command: dict[str, Any]) -> dict[s
     cmd = command.get("cmd")
     if cmd == "script":
         given = command.get("script") or {}
-        known = {f.name for f in fields(Script)}
+        known = {f.name for f in fields(Script)} - {"responder"}
         unknown = sorted(set(given) - known)
         if unknown:
             return {"ok": False, "error": f"unknown script fields: {unknown}"}
+        if given.get("turns") is not None:
+            given = {**given, "turns": [_turn(turn) for turn in given["turns"]]}
         server.script = Script(**given)
         return {"ok": True}
     if cmd == "stats":
@@ -72,6 +76,12 @@ def answer(servers: dict[str, StandInServer], command: dict[str, Any]) -> dict[s
     if cmd == "wait_for_disconnect":
         return {"ok": server.wait_for_disconnect(float(command.get("timeout_s", 5.0)))}
     return {"ok": False, "error": f"unknown cmd {cmd!r}"}
+
+
+def _turn(given: dict[str, Any]) -> Turn:
+    """A :class:`Turn` from its JSON form (TypeError on unknown fields, answered as a bad command)."""
+    calls = [ScriptedToolCall(**call) for call in given.get("tool_calls") or []]
+    return Turn(**{**given, "tool_calls": calls})
 
 
 def main() -> int:

@@ -14,6 +14,17 @@ What the installed client (anthropic 2.x) does with it, read from its source:
 - ``event: ping`` is skipped by the client, so only a raw reader sees pings.
 - Dropped connection: the SDK's stream does not wrap transport errors, so the raw
   ``httpx2.RemoteProtocolError`` (incomplete chunked read) reaches the caller.
+- Tool calls: each is a ``content_block_start`` with a ``tool_use`` block (``ToolUseBlock``,
+  ``id`` ``toolu_…``, ``input: {}``), ``content_block_delta`` events with ``input_json_delta``
+  pieces of its JSON (``InputJSONDelta.partial_json``), then ``content_block_stop``; text, when
+  the turn has some, is block 0 before them; ``message_delta`` says ``stop_reason: "tool_use"``.
+  A whole message carries ``input`` as an object: a scripted str that is not a JSON object is
+  sent as a JSON string there (the API itself always sends an object).
+- Requests: roles must alternate and every ``tool_use`` block must be answered by a
+  ``tool_result`` with its ``tool_use_id`` in the very next (user) message, and every
+  ``tool_result`` must answer one; otherwise the API's 400 (``BadRequestError``,
+  ``invalid_request_error``). The API has since learnt to merge consecutive messages of one
+  role; the stand-in keeps the older, stricter rule, so that a client passes both.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ import json
 import re
 from typing import Any, ClassVar
 
-from .server import Exchange, Script, StandInServer, StreamFrames, bearer_token, new_id
+from .server import Exchange, Piece, Reply, Script, StandInServer, StreamFrames, bearer_token, new_id
 
 _DATED = re.compile(r"^(?P<stem>.+)-(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})$")
 _UNDATED_CREATED_AT = "2025-01-01T00:00:00Z"
@@ -51,6 +62,69 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
 
 
 _PING = _event("ping", {"type": "ping"})
+
+
+def _invalid(message: str) -> dict[str, Any]:
+    """The body of a 400 the API answers when it refuses a request's content."""
+    return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+
+
+def _blocks(message: dict[str, Any], kind: str) -> list[tuple[int, dict[str, Any]]]:
+    """The (position, block) of each content block of one type; a str content has none."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [(i, block) for i, block in enumerate(content) if isinstance(block, dict) and block.get("type") == kind]
+
+
+def check_messages(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The API's 400 body for a conversation it refuses, or None when the request is fine.
+
+    Checks what a client's bookkeeping gets wrong: alternating roles, and each ``tool_use``
+    answered by a ``tool_result`` in the next message (and no ``tool_result`` answering nothing).
+    """
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    previous_role: str | None = None
+    asked: dict[str, None] = {}  # tool_use ids of the previous (assistant) message, in order
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        if role == previous_role:
+            return _invalid(
+                f'messages: roles must alternate between "user" and "assistant", but found multiple "{role}" roles '
+                "in a row"
+            )
+        answered = {str(block.get("tool_use_id")): i for i, block in _blocks(message, "tool_result")}
+        for call_id, position in answered.items():
+            if call_id not in asked:
+                return _invalid(
+                    f"messages.{index}.content.{position}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                    f"{call_id}. Each `tool_result` block must have a corresponding `tool_use` block in the previous "
+                    "message."
+                )
+        missing = [call_id for call_id in asked if call_id not in answered]
+        if missing:
+            return _invalid(
+                f"messages.{index - 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block in the "
+                "next message."
+            )
+        asked = {str(block.get("id")): None for _, block in _blocks(message, "tool_use")}
+        previous_role = role
+    if asked:
+        return _invalid(
+            f"messages.{len(messages) - 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+            f"{', '.join(asked)}. Each `tool_use` block must have a corresponding `tool_result` block in the "
+            "next message."
+        )
+    return None
+
+
+def _call_id() -> str:
+    return new_id("toolu_01", 22)
 
 
 def _model_info(model_id: str) -> dict[str, Any]:
@@ -133,23 +207,38 @@ class AnthropicStandIn(StandInServer):
             self.send_error(exchange, 400, "")
             return
         model: str = body["model"]
+        refusal = check_messages(body)
+        if refusal is not None:
+            exchange.send_json(400, refusal, self.response_headers())
+            return
         if script.http_error is not None:
             self.send_error(exchange, script.http_error, model)
             return
-        message = _Message(model, script)
+        message = _Message(model, script, script.reply(body, _call_id))
         if body.get("stream"):
             self.stream(exchange, script, message.frames())
-        elif self.generate_blocking(exchange, script, model):
+        elif self.generate_blocking(exchange, script, model, len(message.reply.pieces())):
             exchange.send_json(200, message.whole(), self.response_headers())
 
 
 class _Message:
-    """The events of one assistant message, all sharing its id."""
+    """The events of one assistant message, all sharing its id.
 
-    def __init__(self, model: str, script: Script) -> None:
+    Text, when there is any (or when there is nothing else), is content block 0; each tool call
+    is a block after it.
+    """
+
+    def __init__(self, model: str, script: Script, reply: Reply) -> None:
         self.model = model
         self.script = script
+        self.reply = reply
         self.id = new_id("msg_01", 22)
+        self.text_block = bool(reply.texts) or not reply.calls
+        self.first_call_block = 1 if self.text_block else 0
+
+    @property
+    def stop_reason(self) -> str:
+        return "tool_use" if self.reply.calls else "end_turn"
 
     def _message(self, content: list[dict[str, Any]], stop_reason: str | None, output_tokens: int) -> dict[str, Any]:
         return {
@@ -169,45 +258,67 @@ class _Message:
             },
         }
 
+    def _piece(self, piece: Piece) -> bytes:
+        if piece.call is None:
+            delta = {"type": "text_delta", "text": piece.text}
+            return _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+        block = self.first_call_block + piece.call
+        if not piece.opens:
+            delta = {"type": "input_json_delta", "partial_json": piece.text}
+            return _event("content_block_delta", {"type": "content_block_delta", "index": block, "delta": delta})
+        call = self.reply.calls[piece.call]
+        start = _event(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": block,
+                "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}},
+            },
+        )
+        if block == 0:
+            return start
+        return _event("content_block_stop", {"type": "content_block_stop", "index": block - 1}) + start
+
     def frames(self) -> StreamFrames:
         ping_every = self.script.ping_every
 
-        def token(index: int, text: str) -> bytes:
-            delta = _event(
-                "content_block_delta",
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
-            )
-            return delta + _PING if ping_every and (index + 1) % ping_every == 0 else delta
+        def token(index: int, piece: Piece) -> bytes:
+            frame = self._piece(piece)
+            return frame + _PING if ping_every and (index + 1) % ping_every == 0 else frame
 
+        last_block = self.first_call_block + len(self.reply.calls) - 1
         closing = (
-            _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            _event("content_block_stop", {"type": "content_block_stop", "index": last_block})
             + _event(
                 "message_delta",
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                    "usage": {"output_tokens": self.script.completion_token_count},
+                    "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": self.reply.completion_tokens},
                 },
             )
             + _event("message_stop", {"type": "message_stop"})
         )
-        opening = (
-            # The API reports output_tokens 1 at message_start, before generation.
-            _event("message_start", {"type": "message_start", "message": self._message([], None, 1)})
-            + _PING
-            + _event(
+        # The API reports output_tokens 1 at message_start, before generation.
+        opening = _event("message_start", {"type": "message_start", "message": self._message([], None, 1)}) + _PING
+        if self.text_block:
+            opening += _event(
                 "content_block_start",
                 {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
             )
-        )
         return StreamFrames(
             content_type="text/event-stream; charset=utf-8",
             opening=opening,
+            pieces=self.reply.pieces(),
             token=token,
             closing=lambda: closing,
             error=_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
         )
 
     def whole(self) -> dict[str, Any]:
-        content = [{"type": "text", "text": self.script.text}]
-        return self._message(content, "end_turn", self.script.completion_token_count)
+        content: list[dict[str, Any]] = [{"type": "text", "text": self.reply.text}] if self.text_block else []
+        content += [
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments_value}
+            for call in self.reply.calls
+        ]
+        return self._message(content, self.stop_reason, self.reply.completion_tokens)

@@ -11,6 +11,13 @@ What the installed client (ollama 0.6.x, on legacy httpx) does with it, read fro
 - Dropped connection: only ``httpx.ConnectError`` is wrapped, so the raw
   ``httpx.RemoteProtocolError`` (incomplete chunked read) reaches the caller.
 - Ollama has no API key: ``Script.required_api_key`` is ignored.
+- Tool calls: the message's ``tool_calls`` is ``[{"function": {"name", "arguments"}}]`` with
+  ``arguments`` an object, not text (``Message.ToolCall``), and no id; streamed, each call comes
+  whole in a line of its own after the text, and ``done_reason`` stays ``"stop"``. Ollama
+  cannot send malformed JSON there, so a scripted str that is not a JSON object is sent as a
+  JSON string value: the client then fails to validate that line, as it would on such a reply.
+- Requests may carry ``tools`` and ``role: "tool"`` messages naming their tool in
+  ``tool_name``; Ollama checks neither against the other, and neither does the stand-in.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from .server import Exchange, Script, StandInServer, StreamFrames
+from .server import Exchange, Piece, Reply, Script, StandInServer, StreamFrames
 
 _VERSION = "0.12.6"
 _MODIFIED_AT = "2025-06-01T12:00:00.123456789Z"
@@ -134,37 +141,43 @@ class OllamaStandIn(StandInServer):
         if status is not None:
             self.send_error(exchange, status, model)
             return
-        reply = _Reply(model, script)
+        reply = _Reply(model, script, script.reply(body, None))
         # The API streams unless the request says "stream": false.
         if body.get("stream", True):
             self.stream(exchange, script, reply.frames(self.error_body(500, model)))
-        elif self.generate_blocking(exchange, script, model):
-            exchange.send_json(200, reply.final(script.text))
+        elif self.generate_blocking(exchange, script, model, len(reply.reply.pieces(whole_calls=True))):
+            exchange.send_json(200, reply.final(whole=True))
 
 
 class _Reply:
     """The NDJSON lines of one chat reply, with durations measured while it runs."""
 
-    def __init__(self, model: str, script: Script) -> None:
+    def __init__(self, model: str, script: Script, reply: Reply) -> None:
         self.model = model
         self.script = script
+        self.reply = reply
         self.started = time.monotonic_ns()
         self.first_token_at: int | None = None
 
-    def _line(self, content: str) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "created_at": _now_rfc3339(),
-            "message": {"role": "assistant", "content": content},
-        }
+    def _line(self, content: str, calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = calls
+        return {"model": self.model, "created_at": _now_rfc3339(), "message": message}
 
-    def token(self, index: int, text: str) -> bytes:
+    def _call(self, index: int) -> dict[str, Any]:
+        call = self.reply.calls[index]
+        return {"function": {"name": call.name, "arguments": call.arguments_value}}
+
+    def token(self, index: int, piece: Piece) -> bytes:
         if index == 0:
             self.first_token_at = time.monotonic_ns()
-        return _ndjson({**self._line(text), "done": False})
+        if piece.call is None:
+            return _ndjson({**self._line(piece.text), "done": False})
+        return _ndjson({**self._line("", [self._call(piece.call)]), "done": False})
 
-    def final(self, content: str) -> dict[str, Any]:
-        """The closing object: the whole text when not streaming, empty content when streaming."""
+    def final(self, whole: bool) -> dict[str, Any]:
+        """The closing object: the whole message when not streaming, empty content when streaming."""
         now = time.monotonic_ns()
         if self.first_token_at is not None:
             first = self.first_token_at
@@ -172,15 +185,19 @@ class _Reply:
             first = min(now, self.started + int(self.script.first_token_delay_s * 1e9))
         # Measured waits, plus a fixed load time as if the model were already warm.
         prompt_eval, eval_ = first - self.started, now - first
+        if whole:
+            line = self._line(self.reply.text, [self._call(i) for i in range(len(self.reply.calls))])
+        else:
+            line = self._line("")
         return {
-            **self._line(content),
+            **line,
             "done": True,
             "done_reason": "stop",
             "total_duration": _LOAD_DURATION_NS + prompt_eval + eval_,
             "load_duration": _LOAD_DURATION_NS,
             "prompt_eval_count": self.script.prompt_tokens,
             "prompt_eval_duration": prompt_eval,
-            "eval_count": self.script.completion_token_count,
+            "eval_count": self.reply.completion_tokens,
             "eval_duration": eval_,
         }
 
@@ -188,7 +205,8 @@ class _Reply:
         return StreamFrames(
             content_type="application/x-ndjson",
             opening=b"",
+            pieces=self.reply.pieces(whole_calls=True),
             token=self.token,
-            closing=lambda: _ndjson(self.final("")),
+            closing=lambda: _ndjson(self.final(whole=False)),
             error=_ndjson(error_body),
         )

@@ -6,6 +6,10 @@ what the three have in common: a threaded HTTP/1.1 server on a free port, a reco
 request, a :class:`Script` that says what to answer, and one streaming loop that paces tokens,
 injects errors and drops, and notices promptly when the client goes away (the property the
 runtime's "a client that goes away stops the upstream call" rule is tested against).
+
+A script answers with text tokens, or with scripted :class:`Turn` values that may call tools:
+each provider renders a :class:`Reply` (the turn resolved for one request) in its own wire
+format, as a list of pieces the same loop streams.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import copy
 import enum
 import json
 import logging
+import re
 import secrets
 import select
 import socket
@@ -21,7 +26,7 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
@@ -36,6 +41,95 @@ _ACCEPT_POLL_S = 0.01
 _STOP_JOIN_S = 2.0
 
 
+_TURNS_LOCK = threading.Lock()
+"""Guards popping :attr:`Script.turns`: concurrent requests each take a different turn."""
+_WORDS = re.compile(r"\s*\S+|\s+")
+"""A word with the spaces before it (or trailing spaces): how a turn's text is cut into pieces."""
+_ARGUMENT_PIECE_CHARS = 7
+"""Characters per streamed piece of a tool call's arguments: few enough that pieces cut through
+JSON strings, keys and escapes, as a real model's tokens do."""
+
+
+@dataclass
+class ScriptedToolCall:
+    """One tool call of a scripted :class:`Turn`."""
+
+    name: str
+    arguments: dict[str, Any] | str
+    """An object is sent as compact JSON text; a str is sent verbatim (so a test can send
+    malformed JSON). Providers that carry arguments as an object (Ollama, Anthropic's whole
+    message) send a str that is a JSON object as that object, and any other str as a JSON string."""
+    id: str | None = None
+    """None: the stand-in makes one in its provider's form (``call_…``, ``toolu_…``)."""
+
+
+@dataclass
+class Turn:
+    """One scripted assistant message: text, then tool calls."""
+
+    text: str = ""
+    """Streamed in pieces, one per word with the spaces before it."""
+    tool_calls: list[ScriptedToolCall] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReplyCall:
+    """A tool call resolved for one request: its id made, its arguments in both forms."""
+
+    id: str | None
+    name: str
+    arguments_text: str
+    """What a provider that streams arguments as text sends."""
+    arguments_value: Any
+    """What a provider that carries arguments as an object sends (see ScriptedToolCall)."""
+
+    @property
+    def fragments(self) -> list[str]:
+        """``arguments_text`` in the pieces it is streamed in."""
+        text = self.arguments_text
+        return [text[i : i + _ARGUMENT_PIECE_CHARS] for i in range(0, len(text), _ARGUMENT_PIECE_CHARS)]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one chat request answers: the script's tokens, or the turn it took, resolved once."""
+
+    texts: list[str]
+    """The text pieces, in order."""
+    calls: list[ReplyCall]
+    completion_tokens: int
+    """The output token count to report in usage fields."""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
+
+    def pieces(self, whole_calls: bool = False) -> list[Piece]:
+        """What a provider streams, one piece after each token pause.
+
+        The text pieces, then for each tool call its opening followed by its argument fragments,
+        or, with ``whole_calls`` (Ollama), only the opening. ``error_after_tokens`` and
+        ``drop_after_tokens`` count these pieces.
+        """
+        pieces = [Piece(text) for text in self.texts]
+        for index, call in enumerate(self.calls):
+            pieces.append(Piece(call=index, opens=True))
+            if not whole_calls:
+                pieces.extend(Piece(fragment, call=index) for fragment in call.fragments)
+        return pieces
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One streamed piece: a text token, a tool call's opening, or a fragment of its arguments."""
+
+    text: str = ""
+    call: int | None = None
+    """The index of the tool call in :attr:`Reply.calls`; None for text."""
+    opens: bool = False
+    """Whether this piece opens its tool call (carries its id and name)."""
+
+
 @dataclass
 class Script:
     """What a stand-in answers; replace or mutate ``server.script`` between requests.
@@ -47,18 +141,20 @@ class Script:
     tokens: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "!"])
     """Text pieces, one per streamed chunk/event."""
     token_delay_s: float = 0.0
-    """Sleep before each token."""
+    """Sleep before each token (or piece of a turn)."""
     first_token_delay_s: float = 0.0
     """Extra sleep before the first token (time to first token = this + ``token_delay_s``)."""
     prompt_tokens: int = 11
     completion_tokens: int | None = None
-    """Reported output token count; None means ``len(tokens)``."""
+    """Reported output token count; None means ``len(tokens)``, or a turn's pieces as OpenAI and
+    Anthropic stream them (see :meth:`Reply.pieces`)."""
     http_error: int | None = None
     """Answer this status with the provider's JSON error body instead of a completion."""
     error_after_tokens: int | None = None
-    """After this many tokens, send the provider's mid-stream error and end the response."""
+    """After this many tokens (pieces of a turn, see :meth:`Reply.pieces`), send the provider's
+    mid-stream error and end the response."""
     drop_after_tokens: int | None = None
-    """After this many tokens, close the TCP connection without ending the response."""
+    """After this many tokens (or pieces), close the TCP connection without ending the response."""
     ping_every: int = 0
     """Anthropic only: an extra ``ping`` event after every N tokens (0: only the opening ping)."""
     models: list[str] | None = None
@@ -67,6 +163,14 @@ class Script:
     """When set, a request with another key gets the provider's 401 (Ollama has no key)."""
     tags_delay_s: float = 0.0
     """Ollama only: sleep before answering ``GET /api/tags``."""
+    turns: list[Turn] | None = None
+    """Scripted answers: each chat request takes the next one (the list is popped in place, so
+    copies made with ``dataclasses.replace`` share it; ``reset`` restores the list the stand-in
+    was built with). Once it is empty, requests answer with ``tokens`` again."""
+    responder: Callable[[Any], Turn] | None = None
+    """Called with each chat request's parsed JSON body; its turn wins over ``turns``. Lets a
+    script answer from what the client sent ("50 tool calls, then stop"). A closure keeps its
+    state across the deep copies a stand-in makes of its script; a bound method would not."""
 
     @property
     def completion_token_count(self) -> int:
@@ -77,6 +181,40 @@ class Script:
     def text(self) -> str:
         """The whole answer, as a non-streaming response carries it."""
         return "".join(self.tokens)
+
+    def take_turn(self, request_json: Any) -> Turn | None:
+        """The turn that answers this request: the responder's, else the next scripted one."""
+        if self.responder is not None:
+            return self.responder(request_json)
+        with _TURNS_LOCK:
+            return self.turns.pop(0) if self.turns else None
+
+    def reply(self, request_json: Any, make_id: Callable[[], str] | None) -> Reply:
+        """Resolve what to answer this request; ``make_id`` makes the provider's call ids
+        (None: the provider's calls carry no id)."""
+        turn = self.take_turn(request_json)
+        if turn is None:
+            return Reply(list(self.tokens), [], self.completion_token_count)
+        texts = _WORDS.findall(turn.text)
+        calls = [_resolve_call(call, make_id) for call in turn.tool_calls]
+        if self.completion_tokens is not None:
+            return Reply(texts, calls, self.completion_tokens)
+        return Reply(texts, calls, len(texts) + sum(1 + len(call.fragments) for call in calls))
+
+
+def _resolve_call(call: ScriptedToolCall, make_id: Callable[[], str] | None) -> ReplyCall:
+    if isinstance(call.arguments, str):
+        text = call.arguments
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        value: Any = parsed if isinstance(parsed, dict) else text
+    else:
+        text = json.dumps(call.arguments, separators=(",", ":"), ensure_ascii=False)
+        value = call.arguments
+    call_id = call.id if call.id is not None or make_id is None else make_id()
+    return ReplyCall(call_id, call.name, text, value)
 
 
 @dataclass(frozen=True)
@@ -124,13 +262,16 @@ class ClientGone(Exception):
 class StreamFrames:
     """How one provider frames a streaming answer on the wire.
 
+    ``pieces`` are what the provider streams one at a time, after a token pause each (text
+    tokens, or its own descriptions of tool-call parts); ``token`` renders piece ``index``.
     Each callable returns the bytes to write as one HTTP chunk; ``closing`` is called only once
-    every token is out so it can report measured durations.
+    every piece is out so it can report measured durations.
     """
 
     content_type: str
     opening: bytes
-    token: Callable[[int, str], bytes]
+    pieces: Sequence[Any]
+    token: Callable[[int, Any], bytes]
     closing: Callable[[], bytes]
     error: bytes
 
@@ -422,7 +563,7 @@ class StandInServer(ABC):
             exchange.begin_stream(frames.content_type, self.response_headers())
             exchange.pause(script.first_token_delay_s)
             exchange.write_chunk(frames.opening)
-            for index, token in _scripted_tokens(script):
+            for index in range(len(frames.pieces) + 1):  # one past the end: cut-offs there still fire
                 if index == script.drop_after_tokens:
                     self._settle(record, StreamOutcome.DROPPED)
                     exchange.drop()
@@ -431,10 +572,10 @@ class StandInServer(ABC):
                     self._settle(record, StreamOutcome.ERRORED)
                     exchange.end_stream(frames.error)
                     return
-                if token is None:
+                if index == len(frames.pieces):
                     break
                 exchange.pause(script.token_delay_s)
-                exchange.write_chunk(frames.token(index, token))
+                exchange.write_chunk(frames.token(index, frames.pieces[index]))
             closing = frames.closing()
             self._settle(record, StreamOutcome.COMPLETED)
             exchange.end_stream(closing)
@@ -444,22 +585,22 @@ class StandInServer(ABC):
         finally:
             self._close_stream()
 
-    def generate_blocking(self, exchange: Exchange, script: Script, model: str) -> bool:
-        """Spend the script's generation time for a non-streaming answer.
+    def generate_blocking(self, exchange: Exchange, script: Script, model: str, pieces: int) -> bool:
+        """Spend the script's generation time for a non-streaming answer of ``pieces`` pieces.
 
         Returns True when the caller should send the full answer. A drop cuts the connection
         with no response; an injected error becomes the provider's 500, which is how a failure
         during generation reaches a non-streaming client.
         """
-        steps = len(script.tokens)
+        steps = pieces
         for limit in (script.drop_after_tokens, script.error_after_tokens):
             if limit is not None:
                 steps = min(steps, limit)
         exchange.pause(script.first_token_delay_s + script.token_delay_s * steps)
-        if script.drop_after_tokens is not None and script.drop_after_tokens <= len(script.tokens):
+        if script.drop_after_tokens is not None and script.drop_after_tokens <= pieces:
             exchange.drop()
             return False
-        if script.error_after_tokens is not None and script.error_after_tokens <= len(script.tokens):
+        if script.error_after_tokens is not None and script.error_after_tokens <= pieces:
             self.send_error(exchange, 500, model)
             return False
         return True
@@ -510,12 +651,6 @@ class StandInServer(ABC):
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
-
-
-def _scripted_tokens(script: Script) -> Iterator[tuple[int, str | None]]:
-    """Yield (index, token) for each token, then (len, None) so cut-offs at the end still fire."""
-    yield from enumerate(script.tokens)
-    yield len(script.tokens), None
 
 
 def bearer_token(request: RecordedRequest) -> str | None:
