@@ -2,8 +2,11 @@
 
 It runs in its own process so that inference never touches the server's gevent hub. Between
 two tokens it checks its command pipe, so an ``Abort`` (or ``Shutdown``) stops a generation
-before the next token. A model switch loads the new model first and frees the old one only
-when the new one is up, so a failed switch leaves the old model serving.
+before the next token. A plain chat goes through llama-cpp-python's chat completion; one with
+tools, or with calls and results in its history, through
+:class:`~miso_runtime.llm.tool_generation.ToolGenerator`, which reads the pipe the same way.
+A model switch loads the new model first and frees the old one only when the new one is up,
+so a failed switch leaves the old model serving.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from typing import Any
 
 from miso_runtime import constants
+from miso_runtime.llm.tool_generation import Outcome, ToolGenerator
 
 from .protocol.base import Shutdown
 from .protocol.llm import (
@@ -109,6 +113,7 @@ class LlmWorker:
         self._llm: Any = None
         self._name: str | None = None
         self._deferred: list[Any] = []
+        self._tools: ToolGenerator | None = None
 
     # --- model ------------------------------------------------------------------------------
 
@@ -145,6 +150,7 @@ class LlmWorker:
             self._channel.send(ModelLoadFailed(command.name, command.path, f"{type(exc).__name__}: {exc}", self._name))
             return
         old, self._llm, self._name = self._llm, llm, command.name
+        self._tools = None
         if old is not None:
             old.close()
         load_ms = (time.perf_counter() - started) * 1000
@@ -155,6 +161,7 @@ class LlmWorker:
         if self._llm is not None:
             self._llm.close()
         name, self._llm, self._name = self._name, None, None
+        self._tools = None
         self._channel.send(ModelUnloaded(name))
 
     # --- generation -------------------------------------------------------------------------
@@ -172,12 +179,18 @@ class LlmWorker:
                 self._deferred.append(command)
         return aborted
 
+    def _tool_generator(self) -> ToolGenerator:
+        """The loaded model's tool-calling generator (made on first use: it probes the template once)."""
+        if self._tools is None:
+            self._tools = ToolGenerator(self._llm)
+        return self._tools
+
     def generate(self, command: Generate) -> None:
         if self._llm is None:
             self._channel.send(GenerationFailed(command.request_id, "no_model", "no model is loaded"))
             return
         params = command.params
-        kwargs: dict[str, Any] = {"messages": command.messages, "stream": True}
+        kwargs: dict[str, Any] = {"stream": True}
         if params.max_tokens is not None:
             kwargs["max_tokens"] = params.max_tokens
         if params.temperature is not None:
@@ -190,27 +203,13 @@ class LlmWorker:
             # OpenAI's seed is any 64-bit integer, llama.cpp's 32 bits, where 0xFFFFFFFF means "random".
             kwargs["seed"] = params.seed % 0xFFFFFFFF
         started = time.perf_counter()
-        first: float | None = None
-        completion_tokens = 0
-        finish_reason = "stop"
         try:
-            chunks = self._llm.create_chat_completion(**kwargs)
-            try:
-                for chunk in chunks:
-                    if self._aborted(command.request_id):
-                        finish_reason = "abort"
-                        break
-                    choice = chunk["choices"][0]
-                    text = choice.get("delta", {}).get("content")
-                    if text:
-                        if first is None:
-                            first = time.perf_counter()
-                        completion_tokens += 1
-                        self._channel.send(TextChunk(command.request_id, text))
-                    if choice.get("finish_reason"):
-                        finish_reason = choice["finish_reason"]
-            finally:
-                chunks.close()
+            if ToolGenerator.wanted(command):
+                outcome = self._tool_generator().run(
+                    command, kwargs, lambda: self._aborted(command.request_id), self._channel.send
+                )
+            else:
+                outcome = self._generate_text(command, kwargs)
         except _Stop:
             raise
         except ValueError as exc:
@@ -232,19 +231,45 @@ class LlmWorker:
             self._channel.send(GenerationFailed(command.request_id, "generation_error", f"{type(exc).__name__}: {exc}"))
             return
         finished = time.perf_counter()
-        prompt_tokens = max(0, int(self._llm.n_tokens) - completion_tokens)
+        first = outcome.first_at
         decode_s = finished - (first or started)
-        rate = completion_tokens / decode_s if completion_tokens and decode_s > 0 else 0.0
+        tokens = outcome.completion_tokens
+        rate = tokens / decode_s if tokens and decode_s > 0 else 0.0
         self._channel.send(
             GenerationDone(
                 command.request_id,
-                finish_reason,
-                prompt_tokens,
-                completion_tokens,
+                outcome.finish_reason,
+                outcome.prompt_tokens,
+                tokens,
                 None if first is None else (first - started) * 1000,
                 rate,
             )
         )
+
+    def _generate_text(self, command: Generate, kwargs: dict[str, Any]) -> Outcome:
+        """A plain chat, through llama-cpp-python's own chat completion."""
+        first: float | None = None
+        completion_tokens = 0
+        finish_reason = "stop"
+        chunks = self._llm.create_chat_completion(messages=command.messages, **kwargs)
+        try:
+            for chunk in chunks:
+                if self._aborted(command.request_id):
+                    finish_reason = "abort"
+                    break
+                choice = chunk["choices"][0]
+                text = choice.get("delta", {}).get("content")
+                if text:
+                    if first is None:
+                        first = time.perf_counter()
+                    completion_tokens += 1
+                    self._channel.send(TextChunk(command.request_id, text))
+                if choice.get("finish_reason"):
+                    finish_reason = choice["finish_reason"]
+        finally:
+            chunks.close()
+        prompt_tokens = max(0, int(self._llm.n_tokens) - completion_tokens)
+        return Outcome(finish_reason, prompt_tokens, completion_tokens, first)
 
     # --- loop -------------------------------------------------------------------------------
 

@@ -34,6 +34,8 @@ from workers.protocol.llm import (
     ModelLoadFailed,
     ModelUnloaded,
     TextChunk,
+    ToolCallDelta,
+    ToolRequest,
     UnloadModel,
 )
 
@@ -67,6 +69,16 @@ class Queued:
 @dataclass(frozen=True)
 class Text:
     text: str
+
+
+@dataclass(frozen=True)
+class ToolCallPiece:
+    """A piece of tool call ``index``: the first has ``id`` and ``name``, later ones ``arguments`` text."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
 
 
 #: The end of a generation, as the worker reported it (finish reason, token counts, speed).
@@ -219,6 +231,10 @@ class LocalLLM:
             current = self._current
             if current is not None and current.id == event.request_id:
                 current.events.put(Text(event.text))
+        elif isinstance(event, ToolCallDelta):
+            current = self._current
+            if current is not None and current.id == event.request_id:
+                current.events.put(ToolCallPiece(event.index, event.id, event.name, event.arguments))
         elif isinstance(event, GenerationDone):
             self._last_tokens_per_s = round(event.tokens_per_s, 2)
             self._complete_current(event)
@@ -326,9 +342,16 @@ class LocalLLM:
             logger.info("could not send %s: %s", type(command).__name__, exc)
 
     def generate(
-        self, messages: list[dict[str, Any]], params: GenerationParams, request_id: str | None = None
-    ) -> Iterator[Queued | Text | Finished]:
-        """Yield ``Queued`` while waiting, ``Text`` pieces, then ``Finished``; raises GenerationError.
+        self,
+        messages: list[dict[str, Any]],
+        params: GenerationParams,
+        request_id: str | None = None,
+        tools: ToolRequest | None = None,
+    ) -> Iterator[Queued | Text | ToolCallPiece | Finished]:
+        """Yield ``Queued`` while waiting, ``Text`` and ``ToolCallPiece`` pieces, then ``Finished``.
+
+        Raises GenerationError. ``tools`` offers the model functions to call (``ToolCallPiece``s
+        then stream the calls, and ``Finished.finish_reason`` is ``tool_calls``).
 
         Closing the iterator aborts the generation (or leaves the queue): a client that goes
         away stops the model within one token.
@@ -343,7 +366,7 @@ class LocalLLM:
                     {"Retry-After": str(constants.LLM_RETRY_AFTER_S)},
                 )
         job = _GenerationJob(id=request_id or f"gen-{uuid.uuid4().hex[:12]}")
-        job.command = Generate(job.id, messages, params)
+        job.command = Generate(job.id, messages, params, tools)
         self._admit(job)
         finished = False
         try:

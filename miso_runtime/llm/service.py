@@ -16,7 +16,7 @@ from ..errors import MisoError
 from .catalog import ModelCatalog
 from .config import LlmConfigStore
 from .embedded import EMBEDDED_MODELS, find_embedded_model
-from .engine import Finished, GenerationParams, LocalLLM, ModelSpec, Queued, Text
+from .engine import Finished, GenerationParams, LocalLLM, ModelSpec, Queued, Text, ToolCallPiece, ToolRequest
 from .gguf_info import detect_chat_format, read_gguf_info
 
 logger = logging.getLogger(__name__)
@@ -161,11 +161,16 @@ class LlmService:
     # --- generation -------------------------------------------------------------------------
 
     def chat(
-        self, model: str | None, messages: list[dict[str, Any]], params: GenerationParams, request_id: str | None = None
-    ) -> tuple[str, Iterator[Queued | Text | Finished]]:
+        self,
+        model: str | None,
+        messages: list[dict[str, Any]],
+        params: GenerationParams,
+        request_id: str | None = None,
+        tools: ToolRequest | None = None,
+    ) -> tuple[str, Iterator[Queued | Text | ToolCallPiece | Finished]]:
         """Load the model if needed, then stream; returns the model's name and the event iterator."""
         name = self.ensure_loaded(model)
-        return name, self.engine.generate(messages, params, request_id)
+        return name, self.engine.generate(messages, params, request_id, tools)
 
     def models(self) -> list[dict[str, Any]]:
         """The model files, each with its licence (ours for an embedded model, else the file's)."""

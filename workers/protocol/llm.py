@@ -38,12 +38,34 @@ class GenerationParams:
 
 
 @dataclass(frozen=True)
+class ToolRequest:
+    """The function tools of a generation and how the model may use them (already validated).
+
+    ``tools`` are OpenAI function tools (``{"type": "function", "function": {...}}``), all of
+    which the prompt shows; ``allowed`` names the ones a call may use (a named ``tool_choice``
+    or ``allowed_tools`` narrows it). ``mode`` is ``auto`` (text, or calls) or ``required``
+    (one call at least, nothing else); ``tool_choice: "none"`` sends no ToolRequest at all.
+    ``parallel`` lets one answer hold several calls.
+    """
+
+    tools: tuple[dict[str, Any], ...]
+    allowed: tuple[str, ...]
+    mode: str = "auto"  # auto | required
+    parallel: bool = True
+
+
+@dataclass(frozen=True)
 class Generate(Command):
-    """One chat generation; ``messages`` are OpenAI-style ``{role, content}`` dicts."""
+    """One chat generation; ``messages`` are OpenAI-style chat messages.
+
+    Plain turns are ``{role, content}``; assistant turns may carry ``tool_calls`` (``content``
+    None) and ``tool`` turns ``tool_call_id`` (and ``name``), exactly as OpenAI's clients send them.
+    """
 
     request_id: str
     messages: list[dict[str, Any]]
     params: GenerationParams = field(default_factory=lambda: GenerationParams())
+    tools: ToolRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -83,9 +105,23 @@ class TextChunk(Event):
 
 
 @dataclass(frozen=True)
+class ToolCallDelta(Event):
+    """A piece of tool call ``index``: its first piece has ``id`` and ``name``, the rest ``arguments`` text.
+
+    The pieces of one call, joined, are its arguments (JSON text); OpenAI streams them the same way.
+    """
+
+    request_id: str
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True)
 class GenerationDone(Event):
     request_id: str
-    finish_reason: str  # stop | length | abort
+    finish_reason: str  # stop | length | tool_calls | abort
     prompt_tokens: int
     completion_tokens: int
     ttft_ms: float | None

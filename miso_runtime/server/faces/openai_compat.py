@@ -7,6 +7,13 @@ runtime's token as API key. Errors use OpenAI's envelope ``{"error": {message, t
 A stream waits for its first event before answering, so that a failure known at the start
 (unknown model, context overflow) is an HTTP error; a queued stream learns its position in
 SSE comments (``: queue_position 2``), which OpenAI clients ignore.
+
+Function calling (``tools``, ``tool_choice``, ``parallel_tool_calls``, assistant ``tool_calls``
+and ``tool`` messages) is checked here and carried out in the ``llm`` worker
+(:mod:`miso_runtime.llm.tool_generation`); calls come back in OpenAI's shapes: streamed as
+``delta.tool_calls`` pieces (the first of a call with ``index``, ``id``, ``type`` and
+``function.name``, then ``function.arguments`` text), whole as ``message.tool_calls`` with
+``content`` null when there is no text, and ``finish_reason`` ``tool_calls`` either way.
 """
 
 from __future__ import annotations
@@ -15,10 +22,22 @@ import json
 from typing import Any, Iterator
 
 from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel
 
 from ...auth import Access
 from ...errors import MisoError
-from ...llm.engine import Finished, GenerationError, GenerationParams, Queued, Text, new_request_id, now_s
+from ...llm.engine import (
+    Finished,
+    GenerationError,
+    GenerationParams,
+    Queued,
+    Text,
+    ToolCallPiece,
+    ToolRequest,
+    new_request_id,
+    now_s,
+)
+from ...llm.tool_calls import ToolInputError, check_tool_messages, tool_request
 from ..endpoint import endpoint
 from ..request_ids import name_request
 from ..sse import sse_response
@@ -66,6 +85,10 @@ def _error_from(exc: GenerationError) -> MisoError:
     return MisoError(exc.status if exc.status < 500 or exc.status in (503, 504) else 500, exc.code, exc.message)
 
 
+def _finish_reason(finished: Finished) -> str:
+    return finished.finish_reason if finished.finish_reason in ("length", "tool_calls") else "stop"
+
+
 def _usage(finished: Finished) -> dict[str, int]:
     return {
         "prompt_tokens": finished.prompt_tokens,
@@ -107,10 +130,16 @@ def _stream(
                     yield chunk({"role": "assistant", "content": ""})
                     sent_role = True
                 yield chunk({"content": item.text})
+            elif isinstance(item, ToolCallPiece):
+                delta: dict[str, Any] = {"tool_calls": [_call_delta(item)]}
+                if not sent_role:  # as OpenAI: the role comes with the first call, and no content
+                    delta = {"role": "assistant", "content": None, **delta}
+                    sent_role = True
+                yield chunk(delta)
             elif isinstance(item, Finished):
                 if not sent_role:
                     yield chunk({"role": "assistant", "content": ""})
-                yield chunk({}, "length" if item.finish_reason == "length" else "stop")
+                yield chunk({}, _finish_reason(item))
                 if include_usage:
                     yield _Chunk(
                         {
@@ -132,18 +161,45 @@ def _stream(
         events.close()
 
 
+def _call_delta(piece: ToolCallPiece) -> dict[str, Any]:
+    """One ``delta.tool_calls`` entry: a call's opening piece, or more of its arguments."""
+    if piece.id is not None:
+        return {
+            "index": piece.index,
+            "id": piece.id,
+            "type": "function",
+            "function": {"name": piece.name, "arguments": piece.arguments},
+        }
+    return {"index": piece.index, "function": {"arguments": piece.arguments}}
+
+
+def _message(text: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer as ``choices[0].message``: ``content`` null when the model only called tools."""
+    if not calls:
+        return {"role": "assistant", "content": text}
+    return {"role": "assistant", "content": text or None, "tool_calls": calls}
+
+
 def _complete(request_id: str, model: str, created: int, first: Any, events: Iterator[Any]) -> Response:
     pieces: list[str] = []
+    calls: list[dict[str, Any]] = []
     item = first
     try:
         while not isinstance(item, Finished):
             if isinstance(item, Text):
                 pieces.append(item.text)
+            elif isinstance(item, ToolCallPiece):
+                if item.id is not None:
+                    calls.append(_call_delta(item))
+                else:
+                    calls[-1]["function"]["arguments"] += item.arguments
             item = next(events)
     except GenerationError as exc:
         raise _error_from(exc) from None
     finally:
         events.close()
+    for call in calls:
+        del call["index"]
     return jsonify(
         {
             "id": request_id,
@@ -153,9 +209,9 @@ def _complete(request_id: str, model: str, created: int, first: Any, events: Ite
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "".join(pieces)},
+                    "message": _message("".join(pieces), calls),
                     "logprobs": None,
-                    "finish_reason": "length" if item.finish_reason == "length" else "stop",
+                    "finish_reason": _finish_reason(item),
                 }
             ],
             "usage": _usage(item),
@@ -163,12 +219,42 @@ def _complete(request_id: str, model: str, created: int, first: Any, events: Ite
     )
 
 
+def _messages(body: ChatCompletionBody) -> list[dict[str, Any]]:
+    """The conversation as the worker takes it: OpenAI's message dicts, text parts joined."""
+    messages = []
+    for message in body.messages:
+        item: dict[str, Any] = {"role": "system" if message.role == "developer" else message.role}
+        item["content"] = message.text()
+        if message.role == "assistant" and message.tool_calls:
+            item["content"] = item["content"] or None
+            item["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+        elif message.role == "tool":
+            item["tool_call_id"] = message.tool_call_id
+            name = (message.model_extra or {}).get("name")
+            if isinstance(name, str) and name:
+                item["name"] = name
+        messages.append(item)
+    return messages
+
+
+def _tools(body: ChatCompletionBody, messages: list[dict[str, Any]]) -> ToolRequest | None:
+    """What the model may call; a 400 for tool input that does not hold together."""
+    tools = [tool.openai() for tool in body.tools or []]
+    choice = body.tool_choice.model_dump() if isinstance(body.tool_choice, BaseModel) else body.tool_choice
+    try:
+        check_tool_messages(messages)
+        return tool_request(tools, choice, body.parallel_tool_calls)
+    except ToolInputError as exc:
+        raise MisoError(400, "invalid_request", str(exc)) from None
+
+
 def _chat_completions(body: ChatCompletionBody) -> Response:
     llm = runtime().llm
     request_id = new_request_id()
     name_request(request_id)  # answered in x-request-id, and the id abort-stream takes
-    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
-    model, events = llm.chat(body.model, messages, _params(body), request_id)
+    messages = _messages(body)
+    tools = _tools(body, messages)
+    model, events = llm.chat(body.model, messages, _params(body), request_id, tools)
     created = now_s()
     first = _first_event(events)
     if not body.stream:
