@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python bench/neuro_search.py
 	$(BIN)/python bench/text_embeddings.py
 	$(BIN)/python bench/sleep_staging.py
+	$(BIN)/python bench/agent_tasks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -51,6 +51,9 @@ from .sleep.settings import SleepConfig
 from .store import ConversationStore, TokenRepository, open_database
 from .store.database import ConnectionPerThread
 from .store.eeg import DeviceRepository, EpochRepository, SessionRepository
+from .tasks.model_choice import ProviderAccess
+from .tasks.service import TaskService
+from .tasks.settings import TasksConfig
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +100,10 @@ class Runtime:
     labels: LabelService
     analysis: AnalysisService
     sleep: SleepService
+    tasks: TaskService
     version: str = __version__
+    #: The port this runtime serves on, once it does (task processes reach the local model through it).
+    serving_port: int | None = None
     started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
     def start(self) -> None:
@@ -105,6 +111,7 @@ class Runtime:
         self.supervisor.start_all()
         self.embeddings.start_idle_loop()
         self.search.start()
+        self.tasks.start()
         if self.llm.config.get().autostart:
             try:
                 self.llm.start(None)
@@ -116,6 +123,7 @@ class Runtime:
         self.neuro.stop()
         self.embeddings.stop()
         self.downloads.shutdown()
+        self.tasks.stop()
         self.supervisor.stop_all()
 
     def set_watchdog(self, changes: dict) -> WatchdogConfig:
@@ -211,7 +219,9 @@ def build_runtime(settings: Settings) -> Runtime:
 
     registry = ProviderRegistry.from_settings(settings, local=LocalProvider(llm))
     chat = ChatService(conversations, registry, bus, settings.provider, settings.model)
-    return Runtime(
+    holder: dict[str, Runtime] = {}
+    tasks = _wire_tasks(settings, conversations, llm, chat, admin_token, lambda: holder["runtime"].serving_port)
+    runtime = Runtime(
         settings=settings,
         tokens=TokenService(admin_token, TokenRepository(db)),
         admin_token_source=source,
@@ -234,7 +244,44 @@ def build_runtime(settings: Settings) -> Runtime:
         labels=labels,
         analysis=analysis,
         sleep=sleep,
+        tasks=tasks,
     )
+    holder["runtime"] = runtime
+    return runtime
+
+
+def _secret(value) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _wire_tasks(
+    settings: Settings,
+    conversations: ConversationStore,
+    llm: LlmService,
+    chat: ChatService,
+    admin_token: str,
+    serving_port,
+) -> TaskService:
+    """Agent tasks: their model choice reaches each provider as the chat does, the local model through our API."""
+
+    def local_base_url() -> str | None:
+        port = serving_port()
+        return f"http://127.0.0.1:{port}/v1" if port else None
+
+    access = ProviderAccess(
+        openai_key=_secret(settings.openai_api_key),
+        openai_base_url=settings.openai_base_url,
+        anthropic_key=_secret(settings.anthropic_api_key),
+        anthropic_base_url=settings.anthropic_base_url,
+        ollama_host=settings.ollama_host,
+        local_base_url=local_base_url,
+        local_token=admin_token,
+        local_context_tokens=lambda: llm.config.get().n_ctx,
+        default_model=chat.default_model,
+        local_model_name=llm.default_model_name,
+    )
+    config = SettingsFile(settings.data_dir / constants.TASKS_CONFIG_FILE_NAME, TasksConfig)
+    return TaskService(conversations, config, access)
 
 
 def _text_embedder() -> object:

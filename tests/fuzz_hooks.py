@@ -13,6 +13,8 @@ validation and error paths are fuzzed all the same:
   generated. A discovery ``timeout`` is kept below 2 s.
 - ``POST /v1/llm/download/start``: the URL's host and port become the dead loopback port,
   and its path ends in ``.gguf``, so the download starts and fails there (the scheme is kept).
+- ``POST /v1/task`` and ``POST /task``: the task's ``cwd`` is moved under the sandbox (the
+  agent runs no command anyway: its provider is the dead port, so each run ends ``Failed``).
 - ``POST``/``PUT /api/config``: an absolute ``workspace_path`` is moved under the test's sandbox, and
   every ``run_targets`` command becomes ``cat`` (a fuzzed string is never run by a shell).
 
@@ -89,7 +91,16 @@ def _agents_config(body: dict[str, Any]) -> None:
                 target["command"] = "cat"
 
 
+def _task(body: dict[str, Any]) -> None:
+    """A task's ``cwd`` (the directory its agent may read, write and run commands in) moves under the sandbox."""
+    cwd = body.get("cwd")
+    if isinstance(cwd, str) and cwd:
+        body["cwd"] = os.path.join(SANDBOX, cwd.lstrip("/")) if "\x00" not in cwd else cwd
+
+
 STAND_INS = {
+    ("POST", "/v1/task"): _task,
+    ("POST", "/task"): _task,
     ("POST", "/v1/control/start-session"): _start_session,
     ("POST", "/v1/llm/download/start"): _download,
     ("POST", "/api/config"): _agents_config,

@@ -24,10 +24,13 @@ class Route:
     public: bool
     body_model: type | None
     websocket: bool
+    blueprint: str | None = None
 
     @property
     def envelope(self) -> str:
-        """Which contract's error envelope this route answers with: miso, skill, openai, schmux or schmux-text."""
+        """The error envelope of this route's contract: miso, skill, openai, schmux, schmux-text or maria."""
+        if self.blueprint == "maria":
+            return "maria"
         if self.path in OPENAI_PATHS:
             return "openai"
         if self.path.startswith("/v1/") or self.path in ("/healthz", "/readyz"):
@@ -54,6 +57,12 @@ class Route:
         if self.envelope == "skill":
             assert set(body) == {"code", "message"}, body
             return body["code"], body["message"]
+        if self.envelope == "maria":
+            # Maria's code is a number (-1, or 400 for a body it cannot read): no stable code to return.
+            assert set(body) <= {"error", "task"} and isinstance(body["error"]["code"], int), body
+            assert set(body["error"]) <= {"code", "message", "data", "metadata"}, body
+            detail = body["error"].get("data")  # what is wrong with a body Maria cannot read
+            return None, body["error"]["message"] + (f": {detail}" if detail else "")
         assert set(body) == {"error"}, body
         error = body["error"]
         expected = {"code", "message"} if self.envelope == "miso" else {"code", "message", "type", "param"}
@@ -78,6 +87,7 @@ def app_routes(data_dir: Path) -> list[Route]:
                     public=is_public(view),
                     body_model=declared_body(view),
                     websocket=bool(getattr(rule, "websocket", False)),
+                    blueprint=rule.endpoint.rpartition(".")[0] or None,
                 )
             )
     return routes

@@ -53,6 +53,8 @@ def test_empty_object(sidecar, json_routes):
         for name in required:
             field = route.body_model.model_fields[name]
             spellings = [name, *getattr(field.validation_alias, "choices", ())]
+            if name == "root":  # a body that is one JSON value (an array, a string) is named as the body
+                spellings.append("body")
             assert any(s in message for s in spellings), f"{route.rule}: {message!r} does not name {name}"
         checked += 1
     assert checked >= 5
@@ -63,7 +65,8 @@ def test_wrong_types_name_the_field(sidecar, json_routes):
         body = wrong_types(route.body_model)
         response = sidecar.http.request(route.method, route.path, json=body, headers=sidecar.auth)
         message = assert_envelope(route, response)
-        assert any(key in message for key in body), f"{route.rule}: {message!r} names no field of {sorted(body)}"
+        names = ["body"] if list(body) == ["root"] else list(body)  # a one-value body is named as the body
+        assert any(key in message for key in names), f"{route.rule}: {message!r} names no field of {sorted(body)}"
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,10 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import MisoError
 from ..runtime import Runtime
-from .envelopes import MISO, OPENAI, SCHMUX, SCHMUX_TEXT, SKILL, Envelope, envelope_for
+from .envelopes import MARIA, MISO, OPENAI, SCHMUX, SCHMUX_TEXT, SKILL, Envelope, envelope_for
 from .faces import (
     events,
+    maria,
     meta,
     miso,
     openai_compat,
@@ -58,6 +59,7 @@ FACES: list[tuple[object, Envelope]] = [
     (schmux.blueprint, SCHMUX),
     (schmux.config_blueprint, SCHMUX_TEXT),
     (schmux_ws.blueprint, SCHMUX),
+    (maria.blueprint, MARIA),
 ]
 
 _CODE_BY_STATUS = {

@@ -13,7 +13,7 @@ import json
 from typing import Any, Callable, TypeVar
 
 from flask import current_app, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 from spectree import Response as SpecResponse
 
 from ..auth import Access
@@ -38,7 +38,7 @@ def parse_json_body(model: type[ModelT]) -> ModelT:
     """The request body validated as ``model``; a MisoError in the face's envelope otherwise."""
     raw = request.get_data(cache=True)
     if not raw.strip():
-        payload: Any = {}
+        payload: Any = None if issubclass(model, RootModel) else {}
     else:
         try:
             payload = json.loads(raw, parse_constant=_refuse_constant)
@@ -46,7 +46,7 @@ def parse_json_body(model: type[ModelT]) -> ModelT:
             raise MisoError(
                 _validation_status(), "invalid_json", f"the request body is not valid JSON: {exc}"
             ) from None
-    if not isinstance(payload, dict):
+    if not isinstance(payload, dict) and not issubclass(model, RootModel):
         raise MisoError(_validation_status(), "invalid_request", "the request body must be a JSON object")
     if b"\\u" in raw and not _is_unicode(payload):
         raise MisoError(

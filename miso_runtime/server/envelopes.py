@@ -71,8 +71,44 @@ OPENAI = Envelope(
 SCHMUX = Envelope("schmux", 400, lambda code, message: {"error": message}, _object(error=_STRING))
 SCHMUX_TEXT = Envelope("schmux-text", 400, lambda code, message: message + "\n", _STRING, mimetype="text/plain")
 
+
+def _maria_shape(code: str, message: str) -> dict[str, Any]:
+    if code in ("invalid_json", "invalid_request"):
+        return {"error": {"code": 400, "message": "Invalid request body", "data": message}}
+    return {"error": {"code": -1, "message": message}}
+
+
+#: Maria's daemon: ``{"error": {"code": -1, "message"}}``; a body it cannot decode is
+#: ``{"error": {"code": 400, "message": "Invalid request body", "data"}}`` (``internal/httpx/json.mbt``).
+MARIA = Envelope(
+    "maria",
+    400,
+    _maria_shape,
+    {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "integer"},
+                    "message": _STRING,
+                    "data": _STRING,
+                    "metadata": {"type": "object"},
+                },
+                "required": ["code", "message"],
+            },
+            "task": {"type": "object"},
+        },
+        "required": ["error"],
+    },
+)
+
 #: Path prefixes of each contract, for requests that matched no route.
 _BY_PREFIX: list[tuple[str, Envelope]] = [
+    ("/v1/task", MARIA),
+    ("/task", MARIA),
+    ("/models", MARIA),
+    ("/events", MARIA),
     ("/v1/", SKILL),
     ("/healthz", SKILL),
     ("/readyz", SKILL),

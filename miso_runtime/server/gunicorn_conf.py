@@ -32,6 +32,9 @@ loglevel = os.environ.get("MISO_LOG_LEVEL", "info").lower()
 def post_worker_init(worker) -> None:
     """Print the ready line once the worker serves; its pid is the master's, which the app stops."""
     port = worker.sockets[0].getsockname()[1]
+    from miso_runtime.server import wsgi
+
+    wsgi.runtime.serving_port = port  # task processes reach the local model through this port
     line = {"event": "ready", "port": port, "pid": worker.ppid, "version": __version__}
     sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
     sys.stdout.flush()

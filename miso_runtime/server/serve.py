@@ -102,6 +102,7 @@ def serve(settings: Settings) -> int:
         (settings.host, settings.port), app, handler_class=_Handler, log=_AccessLog(), error_log=_AccessLog()
     )
     server.start()
+    runtime.serving_port = server.server_port
     runtime.start()
     port = server.server_port
     stop = gevent.event.Event()

@@ -13,6 +13,6 @@ from .app import create_app
 
 _settings = load_settings()
 configure_logging(_settings.log_level, _settings.log_dir)
-_runtime = build_runtime(_settings)
-application = create_app(_runtime)
-_runtime.start()
+runtime = build_runtime(_settings)
+application = create_app(runtime)
+runtime.start()

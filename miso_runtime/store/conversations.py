@@ -57,7 +57,8 @@ class ThreadEvent:
     thread_id: str
     seq: int
     type: str
-    payload: dict[str, Any]
+    #: A JSON value (an object for most faces; Maria's queue snapshots are arrays).
+    payload: Any
     created_at_ms: int
 
 
@@ -102,6 +103,19 @@ class ConversationStore:
         params.append(limit)
         return [_thread(row) for row in self._db.execute(sql, params).fetchall()]
 
+    def update_thread(
+        self, thread_id: str, *, title: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """Change a thread's title and/or replace its metadata, and touch its ``updated_at_ms``."""
+        sets, params = ["updated_at_ms = ?"], [now_ms()]
+        if title is not None:
+            sets.append("title = ?")
+            params.append(title[:200])
+        if metadata is not None:
+            sets.append("metadata = ?")
+            params.append(json.dumps(metadata))
+        self._db.execute(f"UPDATE threads SET {', '.join(sets)} WHERE id = ?", [*params, thread_id])
+
     # --- messages ---------------------------------------------------------------------------
 
     def append_message(
@@ -144,7 +158,7 @@ class ConversationStore:
 
     # --- events -----------------------------------------------------------------------------
 
-    def append_event(self, thread_id: str, event_type: str, payload: dict[str, Any]) -> ThreadEvent:
+    def append_event(self, thread_id: str, event_type: str, payload: Any) -> ThreadEvent:
         """Append one event to a thread's log; ``seq`` numbers a thread's events from 1."""
         stamp = now_ms()
         conn = self._db.conn

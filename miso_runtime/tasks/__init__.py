@@ -1,0 +1,1 @@
+"""Agent tasks (the Maria contract): tasks that own a working directory and run an agent in a process of their own."""
