@@ -125,6 +125,7 @@ def test_messages_queue_during_a_run_and_are_taken_after_a_turn_without_tools(tm
     recorder = Recorder()
     loop = _loop(tmp_path, model, recorder)
     loop.post_message("first")
+    recorder.wait_for("UserMessage")  # the run has taken the first message and waits for the model
     second_id, queued = loop.post_message("second")
     assert queued is True and [m.id for m in loop.queued_messages()] == [second_id]
     gate.set()

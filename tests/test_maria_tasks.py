@@ -147,11 +147,12 @@ def test_a_message_sent_while_busy_is_queued_then_unqueued(maria, anthropic_stan
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie does not: it waits only to be reaped, which init may never do here)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    return True
+    return state != "Z"
 
 
 def test_cancel_mid_command_kills_its_process_group_and_returns_the_queue(maria, anthropic_standin, tmp_path):
@@ -243,7 +244,15 @@ def test_killing_a_task_process_fails_that_task_only(maria, anthropic_standin, t
     (tmp_path / "b").mkdir()
     _script(
         anthropic_standin,
-        Turn("", [_call("execute_command", command="echo $PPID; sleep 30")]),
+        Turn(
+            "",
+            [
+                _call(
+                    "execute_command",
+                    command="sleep 30 & echo $! > ../victim.tmp && mv ../victim.tmp ../victim.pid; wait",
+                )
+            ],
+        ),
     )
     victim = create_task(maria, "victim", cwd=str(tmp_path / "a"))["task"]["id"]
     with EventReader(maria, f"/v1/task/{victim}/events") as reader:
@@ -251,8 +260,16 @@ def test_killing_a_task_process_fails_that_task_only(maria, anthropic_standin, t
         _script(anthropic_standin, Turn("", [_call("execute_command", command="sleep 1; echo fine")]), Turn("b done"))
         other = create_task(maria, "bystander", cwd=str(tmp_path / "b"))["task"]["id"]
         pid = _worker_pid(tmp_path / "a")
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "victim.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
         events = reader.wait_for(is_msg("Failed"))
+    child = int((tmp_path / "victim.pid").read_text())
+    deadline = time.monotonic() + 2.0
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(child), "the dead task's command kept running"
     failed = descs(events, "Failed")[-1]
     assert failed["error"]["code"] == "task_process_exited"
     assert maria.get(f"/v1/task/{victim}").json()["task"]["status"] == "idle"
@@ -435,6 +452,8 @@ def test_after_a_restart_tasks_are_stopped_with_their_logs_and_resume(
         assert task["status"] == "stopped" and "queued_messages" not in task and task["cwd"] == str(tmp_path.resolve())
         replay = _events(second, task_id)
         assert [e.data for e in replay[: len(before)]] == [e.data for e in before]
+        # Opening its stream made it idle again: Maria's web UI sends nothing to a stopped task.
+        assert second.get(f"/v1/task/{task_id}").json()["task"]["status"] == "idle"
         _script(anthropic_standin, Turn("", [_call("read_file", path="kept.txt")]), Turn("still here"))
         with EventReader(second, f"/v1/task/{task_id}/events") as reader:
             answer = send_message(second, task_id, "read it back")

@@ -18,7 +18,7 @@ from typing import Any
 
 from .protocol.base import Shutdown
 from .protocol.rpc import Call
-from .protocol.tasks import AGENT_EVENT, QUEUE_SNAPSHOT, TaskEvent
+from .protocol.tasks import AGENT_EVENT, QUEUE_SNAPSHOT, CommandGroup, TaskEvent
 from .rpc import answer
 from .runner import Channel
 
@@ -39,8 +39,14 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
     def send(name: str, data: Any) -> None:
         channel.send(TaskEvent(launch.task_id, name, data))
 
+    def report_group(pgid: int, running: bool) -> None:
+        channel.send(CommandGroup(launch.task_id, pgid, running))
+
     host = AgentHost(
-        launch, emit_event=lambda envelope: send(AGENT_EVENT, envelope), emit_queue=lambda q: send(QUEUE_SNAPSHOT, q)
+        launch,
+        emit_event=lambda envelope: send(AGENT_EVENT, envelope),
+        emit_queue=lambda q: send(QUEUE_SNAPSHOT, q),
+        report_group=report_group,
     )
     methods = host.methods()
     try:

@@ -81,11 +81,17 @@ class AgentHost:
         launch: TaskLaunch,
         emit_event: Callable[[dict[str, Any]], None],
         emit_queue: Callable[[list[dict[str, Any]]], None],
+        report_group: Callable[[int, bool], None] | None = None,
     ) -> None:
         self._launch = launch
         self._emit_event = emit_event
         restored = restore(launch.history)
-        self._context = ToolContext(cwd=Path(launch.cwd).resolve(), cancel=CancelToken(), todos=_todos(restored.todos))
+        self._context = ToolContext(
+            cwd=Path(launch.cwd).resolve(),
+            cancel=CancelToken(),
+            todos=_todos(restored.todos),
+            on_process_group=report_group,
+        )
         tools = maria_tools(launch.requested_model)
         prompt = restored.system_prompt if restored.has_prompt else maria_system_prompt(launch.requested_model)
         self.loop = AgentLoop(

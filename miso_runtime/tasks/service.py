@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from workers.protocol.base import LogLine, WorkerSpec
-from workers.protocol.tasks import AGENT_EVENT, QUEUE_SNAPSHOT, TaskEvent
+from workers.protocol.tasks import AGENT_EVENT, QUEUE_SNAPSHOT, CommandGroup, TaskEvent
 from workers.rpc import RpcClient
 from workers.supervisor import RestartPolicy, Worker
 
@@ -74,7 +74,8 @@ class TaskProcess:
     worker: Worker
     rpc: RpcClient
     stopping: bool = False
-    idle_since: float = field(default_factory=time.monotonic)
+    #: Process groups of the commands it runs now (killed if the process dies first).
+    command_groups: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -88,6 +89,8 @@ class TaskRecord:
     web_search: bool = False
     enabled_tools: list[str] | None = None
     status: str = "stopped"
+    #: When the task last became idle (monotonic seconds): an idle task stops after ``idle_stop_secs``.
+    idle_since: float = field(default_factory=time.monotonic)
     queued: list[dict[str, Any]] = field(default_factory=list)
     process: TaskProcess | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -224,7 +227,11 @@ class TaskService:
         message: str | None,
         message_web_search: bool | None = None,
     ) -> tuple[TaskRecord, dict[str, Any] | None]:
-        """Maria's ``POST /v1/task``: check the model and cwd, start the process, forward the message."""
+        """Maria's ``POST /v1/task``: check the model and cwd, then forward the message.
+
+        The task is ``idle`` (it owns its cwd) from here on; its process starts with its first
+        message, or with the first call that needs the agent.
+        """
         model_name = model or constants.TASK_UI_MODEL
         requested_ref(model_name, self.config.get())  # Maria's 404 for a name nothing maps
         if cwd is None:
@@ -243,11 +250,12 @@ class TaskService:
             updated=thread.updated_at_ms,
             name=name,
             web_search=web_search,
+            status="idle",
         )
         self._store.update_thread(record.id, metadata=record.metadata())
         self._records[record.id] = record
         self._logs[record.id] = TaskLog([])
-        self._ensure_process(record)
+        self._changed(record)
         answer = None
         if message is not None:
             answer = self.post_message(
@@ -270,6 +278,24 @@ class TaskService:
     def call(self, task_id: str, method: str, *, resume: bool, **args: Any) -> Any:
         """Any other method of the task's agent (status, tools, prompt, external events)."""
         return self._call(self.get(task_id), method, resume=resume, **args)
+
+    def viewed(self, task_id: str) -> None:
+        """Someone opened the task's stream: a ``stopped`` task whose cwd is there and free becomes ``idle``.
+
+        Why: Maria's web UI sends nothing to a ``stopped`` task, so after a restart (or an idle
+        stop) a task could be read but never continued from the UI. Becoming ``idle`` only
+        claims the cwd; the process starts with the next message.
+        """
+        record = self.get(task_id)
+        if record.status != "stopped" or self._closing or not os.path.isdir(record.cwd):
+            return
+        try:
+            self._refuse_busy_cwd(record.cwd, record.id)
+        except TaskConflict:
+            return
+        record.status = "idle"
+        record.idle_since = time.monotonic()
+        self._changed(record)
 
     def has_process(self, task_id: str) -> bool:
         return self.get(task_id).process is not None
@@ -306,7 +332,8 @@ class TaskService:
             history = self.log(record.id).agent_events()
             launch = TaskLaunch(record.id, record.cwd, spec, record.model, history, record.enabled_tools)
             was_stopped = record.status == "stopped"
-            record.status = "idle" if was_stopped else record.status  # owns its cwd from here on
+            if was_stopped:
+                record.status, record.idle_since = "idle", time.monotonic()  # owns its cwd from here on
             try:
                 process = self._start_process(record, launch)
             except BaseException:
@@ -330,7 +357,7 @@ class TaskService:
             return
         idle = sorted(
             (r for r in running if r.status == "idle" and r.id != starting.id),
-            key=lambda r: r.process.idle_since if r.process else 0.0,
+            key=lambda r: r.idle_since,
         )
         if len(idle) < excess:
             raise MisoError(
@@ -394,6 +421,8 @@ class TaskService:
                 record.queued = list(event.data)
             elif event.name == AGENT_EVENT:
                 self._follow_status(record, process, str((event.data.get("desc") or {}).get("msg")))
+        elif isinstance(event, CommandGroup):
+            (process.command_groups.add if event.running else process.command_groups.discard)(event.pgid)
         elif isinstance(event, LogLine):
             logger.info("task %s: %s", record.id[:8], event.message)
         else:
@@ -409,7 +438,7 @@ class TaskService:
         record.updated = agent_events.now_ms()
         if record.status != status and record.process is process:
             record.status = status
-            process.idle_since = time.monotonic()
+            record.idle_since = time.monotonic()
             self._store.update_thread(record.id)
             self._changed(record)
 
@@ -418,6 +447,7 @@ class TaskService:
             return
         record.process = None
         record.queued = []
+        _kill_groups(process.command_groups)
         if process.stopping:
             record.status = "stopped"  # Maria sends no change event for a task that gives its process back
             logger.info("task %s stopped its process", record.id[:8])
@@ -429,6 +459,7 @@ class TaskService:
             agent_events.envelope(_interrupted("task_process_exited", f"the task's process exited (code {code})")),
         )
         record.status = "idle"
+        record.idle_since = time.monotonic()
         self._changed(record)
 
     def _stop_idle_processes(self) -> None:
@@ -437,8 +468,12 @@ class TaskService:
             limit = self.config.get().idle_stop_secs
             now = time.monotonic()
             for record in list(self._records.values()):
+                if record.status != "idle" or now - record.idle_since <= limit:
+                    continue
                 process = record.process
-                if process and not process.stopping and record.status == "idle" and now - process.idle_since > limit:
+                if process is None:
+                    record.status = "stopped"  # no process to give back: only the cwd is released
+                elif not process.stopping:
                     process.stopping = True
                     threading.Thread(target=process.worker.stop, daemon=True).start()
 
@@ -452,6 +487,17 @@ class TaskService:
 
     def _changed(self, record: TaskRecord) -> None:
         self.daemon_log.append(TASK_CHANGED, record.id)
+
+
+def _kill_groups(groups: set[int]) -> None:
+    """Kill what the commands of a dead task process left running (their process groups)."""
+    for pgid in list(groups):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            logger.info("killed process group %d of a command whose task process died", pgid)
+        except (ProcessLookupError, PermissionError):
+            pass
+    groups.clear()
 
 
 def _interrupted(code: str, message: str = "the runtime stopped while the task was running") -> dict[str, Any]:

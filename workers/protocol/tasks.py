@@ -18,6 +18,19 @@ QUEUE_SNAPSHOT = "maria.queued_messages.synchronized"
 
 
 @dataclass(frozen=True)
+class CommandGroup(Event):
+    """A command of the task started (``running``) or ended in process group ``pgid``.
+
+    If the task's process dies while the group runs, the server kills the group: the
+    command's processes would otherwise outlive the task that started them.
+    """
+
+    task_id: str
+    pgid: int
+    running: bool
+
+
+@dataclass(frozen=True)
 class TaskEvent(Event):
     """One entry of the task's log, as the per-task stream sends it (event name and JSON data)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from ..messages import CancelToken, ToolSpec
 from .todo_list import TodoList
@@ -28,6 +28,8 @@ class ToolContext:
     cwd: Path
     cancel: CancelToken = field(default_factory=CancelToken)
     todos: TodoList = field(default_factory=TodoList)
+    #: Told ``(pgid, running)`` when a command's process group starts and ends (see ``run_shell``).
+    on_process_group: Callable[[int, bool], None] | None = None
 
 
 @dataclass(frozen=True)

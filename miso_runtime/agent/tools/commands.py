@@ -123,6 +123,7 @@ class ExecuteCommand:
                 max_output_bytes=AGENT_COMMAND_MAX_OUTPUT_BYTES,
                 cancel=ctx.cancel,
                 env=env,
+                on_group=ctx.on_process_group,
             )
         except OSError as exc:
             return failure(f"Failed to execute command '{command}': {exc}")

@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from ...constants import AGENT_COMMAND_POLL_S, AGENT_COMMAND_REAP_S
 from ..messages import CancelToken
@@ -134,8 +134,14 @@ def run_shell(
     max_output_bytes: int,
     cancel: CancelToken,
     env: Mapping[str, str] | None = None,
+    on_group: Callable[[int, bool], None] | None = None,
 ) -> CommandRun:
-    """Run ``sh -c command`` in ``cwd`` with stdin from /dev/null until it ends one way or another."""
+    """Run ``sh -c command`` in ``cwd`` with stdin from /dev/null until it ends one way or another.
+
+    ``on_group(pgid, running)`` is told when the command's process group starts and once it is
+    gone, so that whoever watches this process can kill the group if this process dies first
+    (its orphans would otherwise go on running).
+    """
     become_subreaper()
     proc = subprocess.Popen(
         ["sh", "-c", command],
@@ -148,6 +154,8 @@ def run_shell(
         close_fds=True,
     )
     pgid = proc.pid
+    if on_group is not None:
+        on_group(pgid, True)
     assert proc.stdout is not None and proc.stderr is not None
     run = CommandRun(ended="exited", status=None)
     buffers = {proc.stdout.fileno(): run.stdout, proc.stderr.fileno(): run.stderr}
@@ -219,6 +227,8 @@ def run_shell(
         selector.close()
         proc.stdout.close()
         proc.stderr.close()
+        if on_group is not None:
+            on_group(pgid, False)
     if run.ended in ("exited", "output_limit"):
         run.status = returncode if returncode >= 0 else 128 - returncode
     if shell_exited:

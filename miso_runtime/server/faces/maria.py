@@ -270,8 +270,14 @@ def _task_entries(log: TaskLog, after: int) -> Iterator[LogEntry]:
 @_route("/task/<task_id>/events", methods=["GET"])
 @endpoint(Access.STREAM, tags=TAGS)
 def task_events(task_id: str):
-    """SSE: the task's whole log (``maria`` and ``maria.queued_messages.synchronized``), then live events."""
-    log = _tasks().log(_task_id(task_id))
+    """SSE: the task's whole log (``maria`` and ``maria.queued_messages.synchronized``), then live events.
+
+    Opening it makes a ``stopped`` task ``idle`` when its cwd is there and free, so that Maria's
+    web UI, which sends nothing to a stopped task, can go on with it.
+    """
+    task_id = _task_id(task_id)
+    log = _tasks().log(task_id)
+    _tasks().viewed(task_id)
     return _stream(_task_entries(log, _last_event_id()))
 
 
