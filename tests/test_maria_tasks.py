@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -235,8 +236,12 @@ def test_a_busy_cwd_is_refused_with_409(maria, anthropic_standin, tmp_path):
 def test_without_cwd_a_task_gets_a_fresh_temporary_directory(maria):
     one = create_task(maria)["task"]
     two = create_task(maria)["task"]
-    assert one["cwd"] != two["cwd"]
-    assert Path(one["cwd"]).is_dir() and Path(one["cwd"]).name.startswith("maria-server-task-")
+    try:
+        assert one["cwd"] != two["cwd"]
+        assert Path(one["cwd"]).is_dir() and Path(one["cwd"]).name.startswith("maria-server-task-")
+    finally:
+        for task in (one, two):
+            shutil.rmtree(task["cwd"], ignore_errors=True)
 
 
 def test_killing_a_task_process_fails_that_task_only(maria, anthropic_standin, tmp_path):
