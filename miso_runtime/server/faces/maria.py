@@ -91,6 +91,12 @@ def _guarded(call):
         return _maria_error(missing, {"cwd": missing.cwd})
 
 
+def _agent(task_id: str, method: str, **args: Any) -> Response:
+    """Call a method of the task's agent (its process starts, or resumes, for it) and answer its result."""
+    task_id = _task_id(task_id)
+    return _guarded(lambda: _json(_tasks().call(task_id, method, resume=True, **args)))
+
+
 # --- tasks ------------------------------------------------------------------------------------
 
 
@@ -165,8 +171,7 @@ def queued_messages(task_id: str):
 @endpoint(Access.READ, tags=TAGS)
 def task_tools(task_id: str):
     """``{"<tool>": {"enabled": bool}}`` for every tool of the task."""
-    task_id = _task_id(task_id)
-    return _guarded(lambda: _json(_tasks().call(task_id, "tools", resume=True)))
+    return _agent(task_id, "tools")
 
 
 @_route("/task/<task_id>/enabled-tools", methods=["POST"])
@@ -187,16 +192,14 @@ def enabled_tools(task_id: str, body: EnabledToolsBody):
 @endpoint(Access.READ, tags=TAGS)
 def get_system_prompt(task_id: str):
     """The task's system prompt as a JSON string, or ``null``."""
-    task_id = _task_id(task_id)
-    return _guarded(lambda: _json(_tasks().call(task_id, "system_prompt", resume=True)))
+    return _agent(task_id, "system_prompt")
 
 
 @_route("/task/<task_id>/system-prompt", methods=["POST"])
 @endpoint(Access.ADMIN, body=SystemPromptBody, tags=TAGS)
 def set_system_prompt(task_id: str, body: SystemPromptBody):
     """Replace the system prompt (a JSON string, or ``null``) from the next request on."""
-    task_id = _task_id(task_id)
-    return _guarded(lambda: _json(_tasks().call(task_id, "set_system_prompt", resume=True, prompt=body.root)))
+    return _agent(task_id, "set_system_prompt", prompt=body.root)
 
 
 @_route("/task/<task_id>/external-event", methods=["POST"])
@@ -206,17 +209,14 @@ def external_event(task_id: str, body: ExternalEventBody):
     task_id = _task_id(task_id)
     if body.type == "Cancelled":
         return _gentle_cancel(task_id)
-    text = message_text(body.message)
-    return _guarded(lambda: _json(_tasks().call(task_id, "immediate_message", resume=True, content=text)))
+    return _agent(task_id, "immediate_message", content=message_text(body.message))
 
 
 @_route("/task/<task_id>/external-event/user-message", methods=["POST"])
 @endpoint(Access.ADMIN, body=ImmediateMessageBody, tags=TAGS)
 def external_user_message(task_id: str, body: ImmediateMessageBody):
     """An immediate user message: the running agent reads it before its next request."""
-    task_id = _task_id(task_id)
-    text = message_text(body.message)
-    return _guarded(lambda: _json(_tasks().call(task_id, "immediate_message", resume=True, content=text)))
+    return _agent(task_id, "immediate_message", content=message_text(body.message))
 
 
 @_route("/task/<task_id>/external-event/cancel", methods=["POST"])
