@@ -145,6 +145,12 @@ def test_a_message_sent_while_busy_is_queued_then_unqueued(maria, anthropic_stan
     post = descs(events, "PostToolCall")[0]
     assert post["result"][0] == "Completed" and post["result"][1]["stdout"].strip() == "slept"
     assert post["result"][1]["status"] == 0
+    # the task's process is up: prompt and tool switches go to its agent (and the prompt into the log)
+    assert post_json(maria, f"/v1/task/{task_id}/system-prompt", "Be terse.").json() == {"success": True}
+    assert maria.get(f"/v1/task/{task_id}/system-prompt").json() == "Be terse."
+    assert post_json(maria, f"/v1/task/{task_id}/enabled-tools", ["list_files"]).json() == {"success": True}
+    assert maria.get(f"/v1/task/{task_id}/tools").json()["list_files"] == {"enabled": True}
+    assert maria.get(f"/v1/task/{task_id}/tools").json()["read_file"] == {"enabled": False}
 
 
 def _alive(pid: int) -> bool:

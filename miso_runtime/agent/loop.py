@@ -115,9 +115,6 @@ class AgentLoop:
         with self._lock:
             return list(self._pending)
 
-    def tool_switches(self) -> dict[str, dict[str, bool]]:
-        return {name: {"enabled": name in self._enabled} for name in self._tools}
-
     def set_enabled_tools(self, names: list[str]) -> None:
         """Switch on exactly ``names`` (unknown names are ignored) from the next request on."""
         self._enabled = set(names) & set(self._tools)

@@ -105,7 +105,6 @@ class AgentHost:
             budget=TokenBudget(launch.model.name, launch.model.context_tokens),
             enabled_tools=None if launch.enabled_tools is None else set(launch.enabled_tools),
         )
-        self._web_search = False
         threading.Thread(target=_warm_up, args=(launch.model.provider,), name="warm-up", daemon=True).start()
 
     def _emit(self, desc: dict[str, Any]) -> str:
@@ -126,16 +125,11 @@ class AgentHost:
             "cancel": self.cancel,
             "stop_soon": self.stop_soon,
             "immediate_message": self.immediate_message,
-            "status": self.status,
-            "queued_messages": self.queued_messages,
-            "tools": self.loop.tool_switches,
             "set_enabled_tools": self.set_enabled_tools,
-            "system_prompt": lambda: self.loop.system_prompt,
             "set_system_prompt": self.set_system_prompt,
         }
 
     def post_message(self, content: str, web_search: bool = False) -> dict[str, Any]:
-        self._web_search = web_search
         message_id, queued = self.loop.post_message(content, web_search)
         return {"id": message_id, "queued": queued}
 
@@ -152,12 +146,6 @@ class AgentHost:
     def immediate_message(self, content: str) -> dict[str, Any]:
         self.loop.immediate_message(content)
         return {"success": True}
-
-    def status(self) -> dict[str, Any]:
-        return {"status": "generating" if self.loop.busy else "idle", "web_search": self._web_search}
-
-    def queued_messages(self) -> list[dict[str, Any]]:
-        return [{"id": m.id, "message": m.wire()["message"]} for m in self.loop.queued_messages()]
 
     def set_enabled_tools(self, names: list[str]) -> dict[str, Any]:
         self.loop.set_enabled_tools(names)

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from workers.protocol.base import LogLine, WorkerSpec
 from workers.protocol.tasks import AGENT_EVENT, QUEUE_SNAPSHOT, CommandGroup, TaskEvent
@@ -35,12 +35,14 @@ from workers.supervisor import RestartPolicy, Worker
 
 from .. import constants
 from ..agent import events as agent_events
+from ..agent.prompts import maria_system_prompt
+from ..agent.tools.registry import maria_tools
 from ..errors import MisoError
 from ..settings_files import SettingsFile
 from ..store.conversations import ConversationStore
 from .launch import TaskLaunch
 from .logs import DaemonLog, LogEntry, TaskLog
-from .model_choice import ProviderAccess, requested_ref, resolve
+from .model_choice import ProviderAccess, requested_ref, resolve, spec_for
 from .settings import TasksConfig
 
 logger = logging.getLogger(__name__)
@@ -109,30 +111,17 @@ class TaskRecord:
         }
 
     def wire(self) -> dict[str, Any]:
-        """Maria's task JSON: a stopped task carries less, and ``name`` is left out when there is none."""
-        if self.status == "stopped":
-            task: dict[str, Any] = {}
-            if self.name is not None:
-                task["name"] = self.name
-            task.update(
-                id=self.id,
-                cwd=self.cwd,
-                status="stopped",
-                created=self.created,
-                updated=self.updated,
-                web_search=self.web_search,
-            )
-            return task
-        task = {
+        """Maria's task JSON: a stopped task has no queue or model, and ``name`` is left out when there is none."""
+        task: dict[str, Any] = {
             "id": self.id,
             "cwd": self.cwd,
             "status": self.status,
             "created": self.created,
             "updated": self.updated,
             "web_search": self.web_search,
-            "queued_messages": list(self.queued),
-            "model": self.model,
         }
+        if self.status != "stopped":
+            task.update(queued_messages=list(self.queued), model=self.model)
         if self.name is not None:
             task["name"] = self.name
         return task
@@ -146,13 +135,10 @@ class TaskService:
         conversations: ConversationStore,
         config: SettingsFile[TasksConfig],
         access: ProviderAccess,
-        *,
-        worker_factory: Callable[..., Worker] = Worker,
     ) -> None:
         self._store = conversations
         self.config = config
         self._access = access
-        self._worker_factory = worker_factory
         self._records: dict[str, TaskRecord] = {}
         self._logs: dict[str, TaskLog] = {}
         self.daemon_log = DaemonLog()
@@ -178,14 +164,7 @@ class TaskService:
     def stop(self) -> None:
         """Stop every task process (in parallel; each within a few seconds)."""
         self._closing = True
-        stopping = []
-        for record in list(self._records.values()):
-            process = record.process
-            if process is not None:
-                process.stopping = True
-                thread = threading.Thread(target=process.worker.stop, daemon=True)
-                thread.start()
-                stopping.append(thread)
+        stopping = [_stop(record.process) for record in list(self._records.values()) if record.process is not None]
         for thread in stopping:
             thread.join()
 
@@ -212,7 +191,8 @@ class TaskService:
             entries = [LogEntry(event.seq, event.type, event.payload) for event in self._store.events(task_id)]
             log = self._logs.setdefault(task_id, TaskLog(entries))
             if _run_left_open(entries) and self._records[task_id].process is None:
-                self._append(task_id, AGENT_EVENT, agent_events.envelope(_interrupted("runtime_restarted")))
+                failed = agent_events.failed("runtime_restarted", "the runtime stopped while the task was running")
+                self._append(task_id, AGENT_EVENT, agent_events.envelope(failed))
         return log
 
     # --- creating and messaging -------------------------------------------------------------
@@ -225,7 +205,6 @@ class TaskService:
         cwd: str | None,
         web_search: bool,
         message: str | None,
-        message_web_search: bool | None = None,
     ) -> tuple[TaskRecord, dict[str, Any] | None]:
         """Maria's ``POST /v1/task``: check the model and cwd, then forward the message.
 
@@ -258,9 +237,7 @@ class TaskService:
         self._changed(record)
         answer = None
         if message is not None:
-            answer = self.post_message(
-                record.id, message, web_search if message_web_search is None else message_web_search
-            )
+            answer = self.post_message(record.id, message, web_search)
         return record, answer
 
     def post_message(self, task_id: str, content: str, web_search: bool = False) -> dict[str, Any]:
@@ -270,10 +247,7 @@ class TaskService:
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         """Stop the run now: ``{pending_messages}``; Maria's 404 when nothing runs."""
-        record = self.get(task_id)
-        if record.process is None:
-            raise MisoError(404, "nothing_running", "No running task to cancel.")
-        return self._call(record, "cancel", resume=False)
+        return self._call(self.get(task_id), "cancel", resume=False)
 
     def call(self, task_id: str, method: str, *, resume: bool, **args: Any) -> Any:
         """Any other method of the task's agent (status, tools, prompt, external events)."""
@@ -300,12 +274,39 @@ class TaskService:
     def has_process(self, task_id: str) -> bool:
         return self.get(task_id).process is not None
 
-    def remember(self, task_id: str, **changes: Any) -> None:
-        """Keep a setting of the task (tool switches) across its processes and restarts."""
+    # --- tools and prompt: answered here, so that reading or changing them starts no process ---
+
+    def tool_switches(self, task_id: str) -> dict[str, dict[str, bool]]:
+        """``{"<tool>": {"enabled": bool}}``: the task's tool set (by its model name) and its switches."""
         record = self.get(task_id)
-        for key, value in changes.items():
-            setattr(record, key, value)
+        on = record.enabled_tools
+        return {tool.spec.name: {"enabled": on is None or tool.spec.name in on} for tool in maria_tools(record.model)}
+
+    def set_enabled_tools(self, task_id: str, names: list[str]) -> dict[str, Any]:
+        """Switch on exactly ``names``: kept with the task, and told to its agent if it has a process."""
+        record = self.get(task_id)
+        record.enabled_tools = list(names)
         self._store.update_thread(task_id, metadata=record.metadata())
+        if record.process is not None:
+            return self._call(record, "set_enabled_tools", resume=False, names=list(names))
+        return {"success": True}
+
+    def system_prompt(self, task_id: str) -> str | None:
+        """The prompt of the task's last ``SystemPromptSet``, else the one its agent will start with."""
+        record = self.get(task_id)
+        for event in reversed(self.log(task_id).agent_events()):
+            desc = event.get("desc") or {}
+            if desc.get("msg") == "SystemPromptSet":
+                return desc.get("prompt")
+        return maria_system_prompt(record.model)
+
+    def set_system_prompt(self, task_id: str, prompt: str | None) -> dict[str, Any]:
+        """A new prompt from the next request on: told to the agent, or logged for the next process to read."""
+        record = self.get(task_id)
+        if record.process is not None:
+            return self._call(record, "set_system_prompt", resume=False, prompt=prompt)
+        self._append(task_id, AGENT_EVENT, agent_events.envelope(agent_events.system_prompt_set(prompt)))
+        return {"success": True}
 
     # --- processes --------------------------------------------------------------------------
 
@@ -327,7 +328,7 @@ class TaskService:
             try:
                 spec = resolve(record.model, config, self._access)
             except MisoError:  # the name no longer maps (the setting changed): run on the default
-                spec = resolve("local", config.model_copy(update={"model_map": {}}), self._access)
+                spec = spec_for(self._access.default_model(), self._access)
             self._make_room(record)
             history = self.log(record.id).agent_events()
             launch = TaskLaunch(record.id, record.cwd, spec, record.model, history, record.enabled_tools)
@@ -364,31 +365,23 @@ class TaskService:
                 503, "too_many_tasks", f"{len(running)} tasks are running; try again when one of them is idle"
             )
         for record in idle[:excess]:
-            process = record.process
-            if process is not None:
+            if record.process is not None:
                 logger.info("stopping the idle process of task %s to make room", record.id[:8])
-                process.stopping = True
-                threading.Thread(target=process.worker.stop, daemon=True).start()
+                _stop(record.process)
 
     def _start_process(self, record: TaskRecord, launch: TaskLaunch) -> TaskProcess:
-        holder: dict[str, TaskProcess] = {}
-
+        # The handlers name ``process``, bound below before the worker starts (and so before any event).
         def on_event(_name: str, event: Any) -> None:
-            process = holder.get("process")
-            if process is not None:
-                self._handle_event(record, process, event)
+            self._handle_event(record, process, event)
 
-        def on_exit(_name: str, code: int | None) -> None:
-            process = holder.get("process")
-            if process is not None:
-                process.rpc.handle_exit(_name, code)
-                self._handle_exit(record, process, code)
+        def on_exit(name: str, code: int | None) -> None:
+            process.rpc.handle_exit(name, code)
+            self._handle_exit(record, process, code)
 
         spec = WorkerSpec(f"task-{record.id[:8]}", TASK_WORKER_TARGET, launch.to_options())
-        worker = self._worker_factory(spec, on_event, on_exit)
+        worker = Worker(spec, on_event, on_exit)
         worker.set_policy(RestartPolicy(enabled=False))  # a task's process is started on demand, never restarted
         process = TaskProcess(worker, RpcClient(worker, spec.name, error=MisoError))
-        holder["process"] = process
         worker.start()
         return process
 
@@ -453,11 +446,8 @@ class TaskService:
             logger.info("task %s stopped its process", record.id[:8])
             return
         logger.warning("the process of task %s exited with code %s", record.id[:8], code)
-        self._append(
-            record.id,
-            AGENT_EVENT,
-            agent_events.envelope(_interrupted("task_process_exited", f"the task's process exited (code {code})")),
-        )
+        failed = agent_events.failed("task_process_exited", f"the task's process exited (code {code})")
+        self._append(record.id, AGENT_EVENT, agent_events.envelope(failed))
         record.status = "idle"
         record.idle_since = time.monotonic()
         self._changed(record)
@@ -470,12 +460,10 @@ class TaskService:
             for record in list(self._records.values()):
                 if record.status != "idle" or now - record.idle_since <= limit:
                     continue
-                process = record.process
-                if process is None:
+                if record.process is None:
                     record.status = "stopped"  # no process to give back: only the cwd is released
-                elif not process.stopping:
-                    process.stopping = True
-                    threading.Thread(target=process.worker.stop, daemon=True).start()
+                elif not record.process.stopping:
+                    _stop(record.process)
 
     # --- the log ----------------------------------------------------------------------------
 
@@ -500,8 +488,12 @@ def _kill_groups(groups: set[int]) -> None:
     groups.clear()
 
 
-def _interrupted(code: str, message: str = "the runtime stopped while the task was running") -> dict[str, Any]:
-    return agent_events.failed(code, message)
+def _stop(process: TaskProcess) -> threading.Thread:
+    """Ask a task's process to exit (its exit then marks the task ``stopped``), off the caller's way."""
+    process.stopping = True
+    thread = threading.Thread(target=process.worker.stop, daemon=True)
+    thread.start()
+    return thread
 
 
 def _run_left_open(entries: list[LogEntry]) -> bool:

@@ -171,35 +171,28 @@ def queued_messages(task_id: str):
 @endpoint(Access.READ, tags=TAGS)
 def task_tools(task_id: str):
     """``{"<tool>": {"enabled": bool}}`` for every tool of the task."""
-    return _agent(task_id, "tools")
+    return _json(_tasks().tool_switches(_task_id(task_id)))
 
 
 @_route("/task/<task_id>/enabled-tools", methods=["POST"])
 @endpoint(Access.ADMIN, body=EnabledToolsBody, tags=TAGS)
 def enabled_tools(task_id: str, body: EnabledToolsBody):
     """Switch on exactly the tools named in the JSON array (kept across restarts)."""
-    task_id = _task_id(task_id)
-
-    def switch() -> Response:
-        answer = _tasks().call(task_id, "set_enabled_tools", resume=True, names=list(body.root))
-        _tasks().remember(task_id, enabled_tools=list(body.root))
-        return _json(answer)
-
-    return _guarded(switch)
+    return _json(_tasks().set_enabled_tools(_task_id(task_id), list(body.root)))
 
 
 @_route("/task/<task_id>/system-prompt", methods=["GET"])
 @endpoint(Access.READ, tags=TAGS)
 def get_system_prompt(task_id: str):
     """The task's system prompt as a JSON string, or ``null``."""
-    return _agent(task_id, "system_prompt")
+    return _json(_tasks().system_prompt(_task_id(task_id)))
 
 
 @_route("/task/<task_id>/system-prompt", methods=["POST"])
 @endpoint(Access.ADMIN, body=SystemPromptBody, tags=TAGS)
 def set_system_prompt(task_id: str, body: SystemPromptBody):
     """Replace the system prompt (a JSON string, or ``null``) from the next request on."""
-    return _agent(task_id, "set_system_prompt", prompt=body.root)
+    return _json(_tasks().set_system_prompt(_task_id(task_id), body.root))
 
 
 @_route("/task/<task_id>/external-event", methods=["POST"])
@@ -246,15 +239,13 @@ def _frame(entry: LogEntry, _position: int) -> str:
 
 
 def _stream(entries: Iterator[LogEntry]) -> Response:
-    response = sse_response(
+    return sse_response(
         entries,
         registry=streams(),
         environ=request.environ,
         final_on_shutdown=LogEntry(0, "error", {"code": "server_shutdown", "message": "the runtime is stopping"}),
         formatter=_frame,
     )
-    response.headers["Connection"] = "keep-alive"
-    return response
 
 
 def _task_entries(log: TaskLog, after: int) -> Iterator[LogEntry]:
