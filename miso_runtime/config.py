@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         return self.data_dir / constants.LOG_DIR_NAME
 
 
+def secret_text(value: SecretStr | None) -> str | None:
+    """The text of a secret setting (None when it is not set)."""
+    return value.get_secret_value() if value is not None else None
+
+
 def read_config_file(data_dir: Path) -> dict[str, Any]:
     """Options from ``config.toml`` in ``data_dir``; an absent file means no options."""
     path = data_dir / constants.CONFIG_FILE_NAME

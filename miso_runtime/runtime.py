@@ -30,7 +30,7 @@ from .chat.catalog import ModelCatalog as ChatCatalog
 from .chat.providers.local_chat import LocalProvider
 from .chat.providers.registry import ProviderRegistry
 from .chat.service import ChatService
-from .config import Settings
+from .config import Settings, secret_text
 from .errors import MisoError
 from .labels.service import LabelService
 from .llm.catalog import ModelCatalog as GgufCatalog
@@ -140,7 +140,7 @@ def build_runtime(settings: Settings) -> Runtime:
     """Open the store, run migrations and wire the services for ``settings``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.database_path)
-    configured_token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    configured_token = secret_text(settings.auth_token)
     admin_token, source = load_admin_token(configured_token, settings.data_dir)
     conversations = ConversationStore(db)
     bus = EventBus()
@@ -250,10 +250,6 @@ def build_runtime(settings: Settings) -> Runtime:
     return runtime
 
 
-def _secret(value) -> str | None:
-    return value.get_secret_value() if value is not None else None
-
-
 def _wire_tasks(
     settings: Settings,
     conversations: ConversationStore,
@@ -269,9 +265,9 @@ def _wire_tasks(
         return f"http://127.0.0.1:{port}/v1" if port else None
 
     access = ProviderAccess(
-        openai_key=_secret(settings.openai_api_key),
+        openai_key=secret_text(settings.openai_api_key),
         openai_base_url=settings.openai_base_url,
-        anthropic_key=_secret(settings.anthropic_api_key),
+        anthropic_key=secret_text(settings.anthropic_api_key),
         anthropic_base_url=settings.anthropic_base_url,
         ollama_host=settings.ollama_host,
         local_base_url=local_base_url,

@@ -100,7 +100,6 @@ class AgentLoop:
         self._immediate: list[str] = []
         self._thread: threading.Thread | None = None
         self._cancel = CancelToken()
-        self._unqueued_after_cancel = threading.Event()
         self._stop_soon = False
         self._announced = False
 
@@ -168,7 +167,7 @@ class AgentLoop:
                 self._emit(events.message_unqueued(message.id))
             if dropped:
                 self._queue_changed([])
-            self._unqueued_after_cancel.set()
+        # The run sees the cancel only now that the lock is free, so its ``Cancelled`` follows these.
         thread.join(CANCEL_JOIN_S)
         return dropped
 
@@ -187,38 +186,33 @@ class AgentLoop:
 
     def _start_run_locked(self) -> None:
         self._cancel = CancelToken()
-        self._unqueued_after_cancel.clear()
         self._stop_soon = False
         self._thread = threading.Thread(target=self._run, args=(self._cancel,), name="agent-run", daemon=True)
         self._thread.start()
 
     def _run(self, cancel: CancelToken) -> None:
-        ending: dict[str, Any] | None = events.simple("PostConversation")
-        extra: dict[str, Any] | None = None
+        gentle = False
         try:
             self._emit(events.simple("PreConversation"))
             self._converse(cancel)
+            endings = [events.simple("PostConversation")]
         except Cancelled:
-            ending = None
+            endings = [events.simple("Cancelled")]
         except _GentleStop:
-            ending, extra = events.simple("Cancelled"), events.simple("PostConversation")
+            gentle, endings = True, [events.simple("Cancelled"), events.simple("PostConversation")]
         except ProviderError as exc:
             logger.info("model request failed: %s (%s)", exc.message, exc.code)
-            ending = events.failed(exc.code, exc.message)
+            endings = [events.failed(exc.code, exc.message)]
         except Exception as exc:  # noqa: BLE001 - a broken run fails this run only, never the agent
             logger.exception("agent run failed")
-            ending = events.failed("agent_error", f"{type(exc).__name__}: {exc}")
-        if ending is None:
-            self._unqueued_after_cancel.wait(CANCEL_JOIN_S)
-            ending = events.simple("Cancelled")
-        elif ending.get("msg") == "PostConversation" and cancel.cancelled:
-            ending = events.simple("Cancelled")
+            endings = [events.failed("agent_error", f"{type(exc).__name__}: {exc}")]
         with self._lock:
-            self._emit(ending)
-            if extra is not None:
-                self._emit(extra)
+            if cancel.cancelled:  # a cancel that came as the run ended still ends it as cancelled
+                endings = [events.simple("Cancelled")]
+            for ending in endings:
+                self._emit(ending)
             self._thread = None
-            if self._pending and not cancel.cancelled and extra is None:
+            if self._pending and not cancel.cancelled and not gentle:
                 # Messages queued into a run that failed get a run of their own; after a gentle
                 # stop they wait in the queue for the next message.
                 self._start_run_locked()

@@ -12,12 +12,19 @@ greenlet and never blocks the hub.
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from .. import constants
+
+
+class _Numbered(Protocol):
+    seq: int
+
+
+EntryT = TypeVar("EntryT", bound=_Numbered)
 
 
 @dataclass(frozen=True)
@@ -29,29 +36,32 @@ class LogEntry:
     data: Any
 
 
-class TaskLog:
-    """One task's events, oldest first, with a wait for newer ones."""
+@dataclass(frozen=True)
+class DaemonEntry:
+    seq: int
+    name: str
+    task_id: str
 
-    def __init__(self, entries: list[LogEntry]) -> None:
-        self._entries = entries
+
+class ReplayLog(Generic[EntryT]):
+    """Entries numbered in increasing ``seq``, oldest first, with a wait for newer ones.
+
+    ``keep`` bounds how many are kept (the oldest go first); None keeps them all.
+    """
+
+    def __init__(self, entries: list[EntryT] | None = None, keep: int | None = None) -> None:
+        self._entries: list[EntryT] = list(entries or [])
+        self._keep = keep
         self._changed = threading.Condition()
 
-    @property
-    def last_seq(self) -> int:
-        with self._changed:
-            return self._entries[-1].seq if self._entries else 0
-
-    def append(self, entry: LogEntry) -> None:
+    def append(self, entry: EntryT) -> None:
         with self._changed:
             self._entries.append(entry)
+            if self._keep is not None and len(self._entries) > self._keep:
+                del self._entries[0]
             self._changed.notify_all()
 
-    def after(self, seq: int) -> list[LogEntry]:
-        """Entries numbered above ``seq`` (``seq`` 0: all of them)."""
-        with self._changed:
-            return self._after_locked(seq)
-
-    def wait_after(self, seq: int, timeout_s: float) -> list[LogEntry]:
+    def wait_after(self, seq: int, timeout_s: float) -> list[EntryT]:
         """Entries above ``seq``, waiting up to ``timeout_s`` for one when there are none yet."""
         with self._changed:
             found = self._after_locked(seq)
@@ -60,19 +70,13 @@ class TaskLog:
                 found = self._after_locked(seq)
             return found
 
-    def _after_locked(self, seq: int) -> list[LogEntry]:
-        if not self._entries or self._entries[-1].seq <= seq:
-            return []
-        if seq <= 0:
-            return list(self._entries)
-        low, high = 0, len(self._entries)
-        while low < high:  # entries are sorted by seq: find the first one above it
-            middle = (low + high) // 2
-            if self._entries[middle].seq <= seq:
-                low = middle + 1
-            else:
-                high = middle
-        return self._entries[low:]
+    def _after_locked(self, seq: int) -> list[EntryT]:
+        """Entries numbered above ``seq`` (``seq`` 0: all of them)."""
+        return self._entries[bisect.bisect_right(self._entries, seq, key=lambda entry: entry.seq) :]
+
+
+class TaskLog(ReplayLog[LogEntry]):
+    """One task's events (the ``seq`` of each is its number in the store)."""
 
     def agent_events(self) -> list[dict[str, Any]]:
         """The ``{id, created, desc}`` events (what a task process is rebuilt from)."""
@@ -80,35 +84,18 @@ class TaskLog:
             return [entry.data for entry in self._entries if entry.name == "maria"]
 
 
-@dataclass(frozen=True)
-class DaemonEntry:
-    seq: int
-    name: str
-    task_id: str
-
-
-class DaemonLog:
+class DaemonLog(ReplayLog[DaemonEntry]):
     """``daemon.task.changed`` events since start (bounded), each naming its task.
 
     The data is written when an event is *sent*, from the task's state then, as Maria's daemon
     does: a replayed change shows the task as it is now.
     """
 
-    def __init__(self, kept: int = constants.TASK_DAEMON_EVENTS_KEPT) -> None:
-        self._entries: deque[DaemonEntry] = deque(maxlen=kept)
-        self._seq = 0
-        self._changed = threading.Condition()
+    def __init__(self, keep: int = constants.TASK_DAEMON_EVENTS_KEPT) -> None:
+        super().__init__(keep=keep)
+        self._next_seq = 0
 
-    def append(self, name: str, task_id: str) -> None:
+    def add(self, name: str, task_id: str) -> None:
         with self._changed:
-            self._seq += 1
-            self._entries.append(DaemonEntry(self._seq, name, task_id))
-            self._changed.notify_all()
-
-    def wait_after(self, seq: int, timeout_s: float) -> list[DaemonEntry]:
-        with self._changed:
-            found = [entry for entry in self._entries if entry.seq > seq]
-            if not found:
-                self._changed.wait(timeout_s)
-                found = [entry for entry in self._entries if entry.seq > seq]
-            return found
+            self._next_seq += 1
+            self.append(DaemonEntry(self._next_seq, name, task_id))

@@ -474,7 +474,7 @@ class TaskService:
             log.append(LogEntry(stored.seq, name, data))
 
     def _changed(self, record: TaskRecord) -> None:
-        self.daemon_log.append(TASK_CHANGED, record.id)
+        self.daemon_log.add(TASK_CHANGED, record.id)
 
 
 def _kill_groups(groups: set[int]) -> None:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from ...config import Settings
+from ...config import Settings, secret_text
 from .anthropic_chat import AnthropicProvider
 from .base import ChatProvider
 from .ollama_chat import OllamaProvider
 from .openai_chat import OpenAIProvider
-
-
-def _secret(value) -> str | None:
-    return value.get_secret_value() if value is not None else None
 
 
 class ProviderRegistry:
@@ -22,8 +18,8 @@ class ProviderRegistry:
     @classmethod
     def from_settings(cls, settings: Settings, local: ChatProvider | None = None) -> "ProviderRegistry":
         providers: dict[str, ChatProvider] = {
-            "openai": OpenAIProvider(_secret(settings.openai_api_key), settings.openai_base_url),
-            "anthropic": AnthropicProvider(_secret(settings.anthropic_api_key), settings.anthropic_base_url),
+            "openai": OpenAIProvider(secret_text(settings.openai_api_key), settings.openai_base_url),
+            "anthropic": AnthropicProvider(secret_text(settings.anthropic_api_key), settings.anthropic_base_url),
             "ollama": OllamaProvider(settings.ollama_host),
         }
         if local is not None:
