@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     ollama_host: str = constants.DEFAULT_OLLAMA_HOST
 
+    #: Caco's workspace: the file browser's root and a new session's default cwd (Caco uses the
+    #: server's own cwd; None: the runtime's cwd when it starts).
+    caco_root: Path | None = None
+
     #: Private tmux socket (``tmux -L``) of the coding-agent sessions; tests use their own.
     tmux_socket: str = Field(default=constants.TMUX_SOCKET_NAME, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
 

@@ -845,3 +845,29 @@ AGENT_MODEL_CANCEL_POLL_S = 0.02
 #: chat's: a tool call that writes a file is output, and a call cut off by ``max_tokens`` arrives
 #: as broken JSON. 8192 is what every current Claude model allows.
 AGENT_ANTHROPIC_MAX_TOKENS = 8192
+#: Tokens an attached image counts for in the budget: about what OpenAI (765-1105 for a
+#: high-detail tile set) and Anthropic (~1600 for a 1.15-megapixel image) charge for a screenshot.
+AGENT_IMAGE_TOKENS = 1500
+
+# --- Caco (seeds/001; research/maria-and-caco.md part 2) -------------------------------------
+
+#: Under the data dir: applets (a git repository), display outputs and the preferences.
+CACO_DIR_NAME = "caco"
+CACO_APPLETS_DIR_NAME = "applets"
+CACO_OUTPUTS_DIR_NAME = "outputs"
+CACO_PREFERENCES_FILE_NAME = "preferences.json"
+#: Caco's limits: ``/api/file`` serves at most 10 MiB and ``PUT /api/files/*`` takes as much
+#: (``express.text({limit: '10mb'})``); the legacy ``/api/files/read`` reads at most 100 KiB.
+CACO_FILE_SERVE_MAX_BYTES = 10 * 1024 * 1024
+CACO_FILE_WRITE_MAX_BYTES = 10 * 1024 * 1024
+CACO_FILE_READ_MAX_BYTES = 100 * 1024
+#: An applet slug: Caco's pattern and length.
+CACO_APPLET_SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$"
+CACO_APPLET_SLUG_MAX = 64
+#: The model a Caco session runs on when none is named (Caco's ``DEFAULT_MODEL``).
+CACO_DEFAULT_MODEL = "claude-sonnet-4"
+#: A pasted image (``imageData``), decoded; a message's body may hold one in base64 (4/3 larger).
+CACO_IMAGE_MAX_BYTES = 8 * 1024 * 1024
+CACO_MESSAGE_MAX_BODY_BYTES = 12 * 1024 * 1024
+#: Frames a page's socket may have waiting: a reply's deltas are dropped first when it lags.
+CACO_WS_QUEUE = 4096

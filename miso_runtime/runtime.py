@@ -54,6 +54,9 @@ from .store.eeg import DeviceRepository, EpochRepository, SessionRepository
 from .tasks.model_choice import ProviderAccess
 from .tasks.service import TaskService
 from .tasks.settings import TasksConfig
+from .workbench.service import Workbench
+from .workbench.sessions import FACE as CACO_FACE
+from .workbench.sessions import CacoSessions, models_from_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +104,8 @@ class Runtime:
     analysis: AnalysisService
     sleep: SleepService
     tasks: TaskService
+    workbench: Workbench
+    caco: CacoSessions
     version: str = __version__
     #: The port this runtime serves on, once it does (task processes reach the local model through it).
     serving_port: int | None = None
@@ -112,6 +117,7 @@ class Runtime:
         self.embeddings.start_idle_loop()
         self.search.start()
         self.tasks.start()
+        self.caco.tasks.start()
         if self.llm.config.get().autostart:
             try:
                 self.llm.start(None)
@@ -124,6 +130,7 @@ class Runtime:
         self.embeddings.stop()
         self.downloads.shutdown()
         self.tasks.stop()
+        self.caco.tasks.stop()
         self.supervisor.stop_all()
 
     def set_watchdog(self, changes: dict) -> WatchdogConfig:
@@ -220,14 +227,23 @@ def build_runtime(settings: Settings) -> Runtime:
     registry = ProviderRegistry.from_settings(settings, local=LocalProvider(llm))
     chat = ChatService(conversations, registry, bus, settings.provider, settings.model)
     holder: dict[str, Runtime] = {}
-    tasks = _wire_tasks(settings, conversations, llm, chat, admin_token, lambda: holder["runtime"].serving_port)
+    serving_port = lambda: holder["runtime"].serving_port  # noqa: E731 - known once the server listens
+    tasks = _wire_tasks(settings, conversations, llm, chat, admin_token, serving_port)
+    workbench = Workbench(
+        data_dir=settings.data_dir,
+        workspace_root=(settings.caco_root or Path.cwd()).resolve(),
+        database_path=settings.database_path,
+        default_model=lambda: chat.default_model().id,
+    )
+    catalog = ChatCatalog(registry, chat.default_model)
+    caco = _wire_caco(tasks, workbench, catalog, admin_token, serving_port)
     runtime = Runtime(
         settings=settings,
         tokens=TokenService(admin_token, TokenRepository(db)),
         admin_token_source=source,
         conversations=conversations,
         chat=chat,
-        catalog=ChatCatalog(registry, chat.default_model),
+        catalog=catalog,
         bus=bus,
         supervisor=supervisor,
         llm=llm,
@@ -245,6 +261,8 @@ def build_runtime(settings: Settings) -> Runtime:
         analysis=analysis,
         sleep=sleep,
         tasks=tasks,
+        workbench=workbench,
+        caco=caco,
     )
     holder["runtime"] = runtime
     return runtime
@@ -278,6 +296,27 @@ def _wire_tasks(
     )
     config = SettingsFile(settings.data_dir / constants.TASKS_CONFIG_FILE_NAME, TasksConfig)
     return TaskService(conversations, config, access)
+
+
+def _wire_caco(
+    maria: TaskService, workbench: Workbench, catalog: ChatCatalog, admin_token: str, serving_port
+) -> CacoSessions:
+    """Caco's sessions: agent tasks of their own face, on the same providers and settings as Maria's."""
+
+    def places() -> dict[str, object]:
+        port = serving_port()
+        return {
+            "database_path": str(workbench.database_path),
+            "applets_dir": str(workbench.applets.root),
+            "outputs_dir": str(workbench.outputs.root),
+            "server_url": f"http://127.0.0.1:{port}" if port else None,
+            "token": admin_token,
+        }
+
+    tasks = TaskService(
+        maria.conversations, maria.config, maria.access, face=CACO_FACE, profile="caco", workbench=places
+    )
+    return CacoSessions(tasks, workbench, lambda: models_from_catalog(catalog.snapshot()))
 
 
 def _text_embedder() -> object:

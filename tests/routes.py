@@ -28,9 +28,14 @@ class Route:
 
     @property
     def envelope(self) -> str:
-        """The error envelope of this route's contract: miso, skill, openai, schmux, schmux-text or maria."""
+        """The error envelope of this route's contract: miso, skill, openai, schmux, schmux-text, maria,
+        caco or caco-text."""
         if self.blueprint == "maria":
             return "maria"
+        if self.blueprint == "caco_file_raw":
+            return "caco-text"
+        if self.path.startswith("/caco/"):
+            return "caco"
         if self.path in OPENAI_PATHS:
             return "openai"
         if self.path.startswith("/v1/") or self.path in ("/healthz", "/readyz"):
@@ -46,7 +51,7 @@ class Route:
 
         schmux's envelopes carry no code (``{"error": "..."}`` or plain text): the code is None.
         """
-        if self.envelope == "schmux-text":
+        if self.envelope in ("schmux-text", "caco-text"):
             assert response.headers["content-type"].startswith("text/plain"), response.headers
             return None, response.text.strip()
         assert response.headers["content-type"].startswith("application/json"), response.headers
@@ -54,6 +59,10 @@ class Route:
         if self.envelope == "schmux":
             assert set(body) == {"error"} and isinstance(body["error"], str), body
             return None, body["error"]
+        if self.envelope == "caco":
+            # Caco's 409 CWD_LOCKED also names the code and the session holding the directory.
+            assert set(body) <= {"error", "code", "sessionId"} and isinstance(body["error"], str), body
+            return body.get("code"), body["error"]
         if self.envelope == "skill":
             assert set(body) == {"code", "message"}, body
             return body["code"], body["message"]

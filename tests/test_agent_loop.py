@@ -35,7 +35,7 @@ class ListModel:
         self.requests: list[list[AgentMessage]] = []
         self.gate = gate
 
-    def complete(self, messages, tools, cancel: CancelToken) -> ModelTurn:
+    def complete(self, messages, tools, cancel: CancelToken, on_text=None) -> ModelTurn:
         self.requests.append(list(messages))
         if self.gate is not None:
             while not self.gate.wait(0.01):
@@ -44,6 +44,9 @@ class ListModel:
         turn = self.turns.pop(0) if self.turns else ModelTurn("the end")
         if isinstance(turn, Exception):
             raise turn
+        if on_text is not None and turn.content:
+            for word in turn.content.split(" "):
+                on_text(word)
         return turn
 
 

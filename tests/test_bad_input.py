@@ -25,6 +25,14 @@ def wrong_types(model) -> dict:
     return body
 
 
+def _accepts(model, body: dict) -> bool:
+    try:
+        model.model_validate(body)
+    except ValueError:
+        return False
+    return True
+
+
 def assert_envelope(route, response, status_range=range(400, 500)) -> str:
     assert response.status_code in status_range, f"{route.method} {route.rule}: {response.status_code} {response.text}"
     _code, message = route.error_of(response)
@@ -46,7 +54,7 @@ def test_empty_object(sidecar, json_routes):
     for route in json_routes:
         response = sidecar.http.request(route.method, route.path, json={}, headers=sidecar.auth)
         required = [name for name, field in route.body_model.model_fields.items() if field.is_required()]
-        if not required:  # every field optional: {} is a valid body, and must not fail the server
+        if not required or _accepts(route.body_model, {}):  # {} is a valid body, and must not fail the server
             assert response.status_code < 500, f"{route.rule}: {response.status_code} {response.text}"
             continue
         message = assert_envelope(route, response)
@@ -63,6 +71,8 @@ def test_empty_object(sidecar, json_routes):
 def test_wrong_types_name_the_field(sidecar, json_routes):
     for route in json_routes:
         body = wrong_types(route.body_model)
+        if _accepts(route.body_model, body):
+            continue  # a body of any keys (Caco's applet state): there is no wrong type
         response = sidecar.http.request(route.method, route.path, json=body, headers=sidecar.auth)
         message = assert_envelope(route, response)
         names = ["body"] if list(body) == ["root"] else list(body)  # a one-value body is named as the body

@@ -18,7 +18,7 @@ from typing import Any
 
 from .protocol.base import Shutdown
 from .protocol.rpc import Call
-from .protocol.tasks import AGENT_EVENT, QUEUE_SNAPSHOT, CommandGroup, TaskEvent
+from .protocol.tasks import AGENT_EVENT, QUEUE_SNAPSHOT, TEXT_DELTA, CommandGroup, TaskEvent
 from .rpc import answer
 from .runner import Channel
 
@@ -47,6 +47,7 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
         emit_event=lambda envelope: send(AGENT_EVENT, envelope),
         emit_queue=lambda q: send(QUEUE_SNAPSHOT, q),
         report_group=report_group,
+        emit_text=lambda text: send(TEXT_DELTA, text),
     )
     methods = host.methods()
     try:

@@ -112,7 +112,8 @@ def restore(events: Iterable[dict[str, Any]]) -> Restored:
         desc = event.get("desc") or {}
         msg = desc.get("msg")
         if msg == "UserMessage":
-            conversation.add(AgentMessage("user", str(desc.get("content") or "")))
+            images = tuple(str(image) for image in desc.get("images") or ())
+            conversation.add(AgentMessage("user", str(desc.get("content") or ""), images=images))
         elif msg == "AssistantMessage":
             calls = tuple(call for call in map(_tool_call, desc.get("tool_calls") or ()) if call)
             conversation.add(AgentMessage("assistant", str(desc.get("content") or ""), tool_calls=calls))

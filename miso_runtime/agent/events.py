@@ -31,6 +31,8 @@ class QueuedMessage:
     id: str
     content: str
     web_search: bool = False
+    #: Attached images (data URLs); they go to the model with the message, not into Maria's queue JSON.
+    images: tuple[str, ...] = ()
 
     def wire(self) -> dict[str, Any]:
         return {"id": self.id, "message": {"role": "user", "content": self.content}, "web_search": self.web_search}
@@ -74,8 +76,12 @@ def message_unqueued(message_id: str) -> dict[str, Any]:
     return {"msg": "MessageUnqueued", "message": {"id": message_id}}
 
 
-def user_message(content: str) -> dict[str, Any]:
-    return {"msg": "UserMessage", "content": content}
+def user_message(content: str, images: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``images`` (data URLs) only when the message has some: Maria's messages never do."""
+    desc: dict[str, Any] = {"msg": "UserMessage", "content": content}
+    if images:
+        desc["images"] = list(images)
+    return desc
 
 
 def assistant_message(turn: ModelTurn) -> dict[str, Any]:

@@ -30,7 +30,16 @@ from ..chat.types import ProviderError
 from . import events
 from .conversation import IMMEDIATE_TEMPLATE, Conversation, unknown_tool_text
 from .events import QueuedMessage
-from .messages import AgentMessage, Cancelled, CancelToken, ModelTurn, ToolCall, ToolCallingModel, ToolSpec
+from .messages import (
+    AgentMessage,
+    Cancelled,
+    CancelToken,
+    ModelTurn,
+    TextSink,
+    ToolCall,
+    ToolCallingModel,
+    ToolSpec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +94,12 @@ class AgentLoop:
         system_prompt: str | None = None,
         budget: ContextBudget | None = None,
         enabled_tools: set[str] | None = None,
+        on_text: TextSink | None = None,
     ) -> None:
+        """``on_text`` is told each piece of a reply's text as it streams (from the request's
+        thread); the ``AssistantMessage`` event still carries the whole text afterwards."""
         self.model = model
+        self._on_text = on_text
         self.conversation = conversation or Conversation()
         self.system_prompt = system_prompt
         self._tools = {tool.spec.name: tool for tool in tools}
@@ -122,9 +135,19 @@ class AgentLoop:
         self.system_prompt = prompt
         self._emit(events.system_prompt_set(prompt))
 
-    def post_message(self, content: str, web_search: bool = False) -> tuple[str, bool]:
-        """Queue a user message; starts a run when idle. Returns its id and whether it waited."""
-        message = QueuedMessage(events.new_id(), content, web_search)
+    def post_message(
+        self,
+        content: str,
+        web_search: bool = False,
+        message_id: str | None = None,
+        images: tuple[str, ...] = (),
+    ) -> tuple[str, bool]:
+        """Queue a user message; starts a run when idle. Returns its id and whether it waited.
+
+        ``message_id`` is the id its ``MessageQueued``/``MessageUnqueued`` carry (a new one when
+        None): a face that shows the message before the agent has it names it first.
+        """
+        message = QueuedMessage(message_id or events.new_id(), content, web_search, tuple(images))
         self._announce()
         with self._lock:
             queued = self._thread is not None
@@ -234,8 +257,8 @@ class AgentLoop:
                     self._queue_changed(list(self._pending))
                 immediate, self._immediate = self._immediate, []
             if message is not None:
-                self._emit(events.user_message(message.content))
-                self.conversation.add(AgentMessage("user", message.content))
+                self._emit(events.user_message(message.content, message.images))
+                self.conversation.add(AgentMessage("user", message.content, images=message.images))
             for text in immediate:
                 self._emit(events.user_message(text))
                 self.conversation.add(AgentMessage("user", IMMEDIATE_TEMPLATE.format(message=text)))
@@ -257,7 +280,7 @@ class AgentLoop:
             for event_id in fit.pruned_event_ids:
                 self._emit(events.pruned(event_id))
             self._emit(events.context_pruned(fit.origin_token_count, fit.pruned_token_count))
-        turn = self.model.complete(self.conversation.messages(self.system_prompt), specs, cancel)
+        turn = self.model.complete(self.conversation.messages(self.system_prompt), specs, cancel, self._on_text)
         if self._budget is not None:
             self._budget.observe(estimate, turn.usage)
         return turn

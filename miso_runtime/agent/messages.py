@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
+
+#: Told each piece of the reply's text as it streams in (from the request's thread).
+TextSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class AgentMessage:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    #: Images the person attached to a user message, as ``data:image/<type>;base64,...`` URLs.
+    images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,19 @@ class ToolCallingModel(Protocol):
     #: Tokens the model's context holds (pruning keeps the prompt below its safe zone).
     context_tokens: int
 
-    def complete(self, messages: list[AgentMessage], tools: list[ToolSpec], cancel: CancelToken) -> ModelTurn:
+    def complete(
+        self,
+        messages: list[AgentMessage],
+        tools: list[ToolSpec],
+        cancel: CancelToken,
+        on_text: TextSink | None = None,
+    ) -> ModelTurn:
         """One model turn; raises ``ProviderError`` (``chat.types``) when the provider fails.
 
-        Streams internally where the provider can, and stops within about 100 ms once
-        ``cancel`` is set (raising ``Cancelled``), closing the upstream request.
+        Streams where the provider can, handing each piece of text to ``on_text`` as it arrives
+        (a face that shows the reply live, such as Caco's, needs it before the turn ends), and
+        stops within about 100 ms once ``cancel`` is set (raising ``Cancelled``), closing the
+        upstream request.
         """
 
 

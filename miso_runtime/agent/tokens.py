@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..constants import (
+    AGENT_IMAGE_TOKENS,
     TOKEN_CALIBRATION_ALPHA,
     TOKEN_CALIBRATION_MAX,
     TOKEN_CALIBRATION_MIN,
@@ -138,7 +139,7 @@ class TokenCounter:
 
         Maria adds no per-message overhead and does not count a tool message's call id.
         """
-        count = count_text(message.content)
+        count = count_text(message.content) + len(message.images) * AGENT_IMAGE_TOKENS
         for call in message.tool_calls:
             count += count_text(call.id) + count_text(call.name) + count_text(call.arguments)
         return count

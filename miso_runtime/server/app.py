@@ -13,8 +13,12 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import MisoError
 from ..runtime import Runtime
-from .envelopes import MARIA, MISO, OPENAI, SCHMUX, SCHMUX_TEXT, SKILL, Envelope, envelope_for
+from .envelopes import CACO, CACO_TEXT, MARIA, MISO, OPENAI, SCHMUX, SCHMUX_TEXT, SKILL, Envelope, envelope_for
 from .faces import (
+    caco,
+    caco_applets,
+    caco_files,
+    caco_outputs,
     events,
     maria,
     meta,
@@ -60,6 +64,11 @@ FACES: list[tuple[object, Envelope]] = [
     (schmux.config_blueprint, SCHMUX_TEXT),
     (schmux_ws.blueprint, SCHMUX),
     (maria.blueprint, MARIA),
+    (caco.blueprint, CACO),
+    (caco_applets.blueprint, CACO),
+    (caco_outputs.blueprint, CACO),
+    (caco_files.blueprint, CACO),
+    (caco_files.raw_blueprint, CACO_TEXT),
 ]
 
 _CODE_BY_STATUS = {

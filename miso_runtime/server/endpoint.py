@@ -25,6 +25,7 @@ ACCESS_ATTRIBUTE = "miso_access"
 PUBLIC_ATTRIBUTE = "miso_public"
 BODY_ATTRIBUTE = "miso_body"
 STATUS_ATTRIBUTE = "miso_status"
+MAX_BODY_ATTRIBUTE = "miso_max_body"
 
 View = TypeVar("View", bound=Callable[..., Any])
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -105,12 +106,14 @@ def endpoint(
     response: type[BaseModel] | None = None,
     status: int = 200,
     tags: tuple[str, ...] = (),
+    max_body: int | None = None,
 ) -> Callable[[View], View]:
     """Declare a route's access (or ``public=True``), its body/query models and its response model.
 
     The view receives the parsed models as keyword arguments ``body`` and ``query``. ``status``
     is the status of its success (201 for a route that creates, 202 for one that starts work),
-    documented with ``response``.
+    documented with ``response``. ``max_body`` (bytes) replaces the runtime's body limit for a
+    route whose contract allows larger bodies (Caco's 10 MB file writes).
     """
     if (access is None) == (not public):
         raise ValueError("a route declares exactly one of an access level or public=True")
@@ -138,6 +141,8 @@ def endpoint(
         run.__wrapped__ = documented  # type: ignore[attr-defined]
         setattr(run, BODY_ATTRIBUTE, body)
         setattr(run, STATUS_ATTRIBUTE, status)
+        if max_body is not None:
+            setattr(run, MAX_BODY_ATTRIBUTE, max_body)
         if public:
             setattr(run, PUBLIC_ATTRIBUTE, True)
         else:
@@ -158,6 +163,11 @@ def is_public(view: Callable[..., Any]) -> bool:
 def declared_status(view: Callable[..., Any]) -> int:
     """The status a route answers with when it succeeds."""
     return getattr(view, STATUS_ATTRIBUTE, 200)
+
+
+def declared_max_body(view: Callable[..., Any], default: int) -> int:
+    """The body limit of a route in bytes (``default``: the runtime's, unless the route declares its own)."""
+    return getattr(view, MAX_BODY_ATTRIBUTE, default)
 
 
 def declared_body(view: Callable[..., Any]) -> type[BaseModel] | None:

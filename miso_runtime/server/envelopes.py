@@ -72,6 +72,12 @@ SCHMUX = Envelope("schmux", 400, lambda code, message: {"error": message}, _obje
 SCHMUX_TEXT = Envelope("schmux-text", 400, lambda code, message: message + "\n", _STRING, mimetype="text/plain")
 
 
+#: Caco's errors: ``{"error": "..."}`` (Express ``res.status(n).json({error})``), and the plain
+#: text of ``/api/file`` (``res.status(n).send(text)``).
+CACO = Envelope("caco", 400, lambda code, message: {"error": message}, _object(error=_STRING))
+CACO_TEXT = Envelope("caco-text", 400, lambda code, message: message, _STRING, mimetype="text/plain")
+
+
 def _maria_shape(code: str, message: str) -> dict[str, Any]:
     if code in ("invalid_json", "invalid_request"):
         return {"error": {"code": 400, "message": "Invalid request body", "data": message}}
@@ -105,6 +111,7 @@ MARIA = Envelope(
 
 #: Path prefixes of each contract, for requests that matched no route.
 _BY_PREFIX: list[tuple[str, Envelope]] = [
+    ("/caco/", CACO),
     ("/v1/task", MARIA),
     ("/task", MARIA),
     ("/models", MARIA),

@@ -17,7 +17,7 @@ from .. import constants
 from ..auth import TokenService, allows
 from ..config import Settings
 from ..errors import MisoError
-from .endpoint import declared_access, is_public
+from .endpoint import declared_access, declared_max_body, is_public
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,11 @@ class RequestGuard:
             raise MisoError(403, "origin_not_allowed", f"origin {origin!r} is not in the allowed origins")
         if request.method == "OPTIONS":
             return self._preflight(origin)
-        if request.content_length is not None and request.content_length > self._max_body:
-            raise MisoError(413, "payload_too_large", f"request bodies are limited to {self._max_body} bytes")
         if request.url_rule is None:
+            self._check_size(self._max_body)
             return None  # routing failed: the 404/405 handler answers
         view = current_app.view_functions[request.endpoint]
+        self._check_size(declared_max_body(view, self._max_body))
         if is_public(view):
             return None
         access = declared_access(view)
@@ -93,6 +93,12 @@ class RequestGuard:
             raise MisoError(403, "forbidden", f"a {principal.scope} token cannot call {request.method} {request.path}")
         g.principal = principal
         return None
+
+    def _check_size(self, limit: int) -> None:
+        """413 for a body over ``limit`` bytes (declared, or met while reading a chunked body)."""
+        if request.content_length is not None and request.content_length > limit:
+            raise MisoError(413, "payload_too_large", f"request bodies are limited to {limit} bytes")
+        request.max_content_length = limit
 
     def _preflight(self, origin: str | None) -> Response:
         response = Response(status=204)

@@ -116,6 +116,16 @@ class ConversationStore:
             params.append(json.dumps(metadata))
         self._db.execute(f"UPDATE threads SET {', '.join(sets)} WHERE id = ?", [*params, thread_id])
 
+    def delete_thread(self, thread_id: str) -> bool:
+        """Delete a thread with its messages and events; whether it existed."""
+        conn = self._db.conn
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM thread_events WHERE thread_id = ?", [thread_id])
+            conn.execute("DELETE FROM messages WHERE thread_id = ?", [thread_id])
+            deleted = conn.execute("DELETE FROM threads WHERE id = ?", [thread_id]).rowcount
+        return deleted > 0
+
     # --- messages ---------------------------------------------------------------------------
 
     def append_message(

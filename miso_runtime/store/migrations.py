@@ -257,7 +257,23 @@ def _sleep_stagings(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX sleep_stagings_session ON sleep_stagings (session_id)")
 
 
-MIGRATIONS: list[Migration] = [_conversations, _auth_tokens, _eeg, _embeddings_and_labels, _sleep_stagings]
+def _caco_applet_state(db: sqlite_utils.Database) -> None:
+    """Caco's applet state: one JSON object per key (``state``, ``navigation``).
+
+    In the store rather than in the server's memory because a session's agent changes and
+    reads it from its own process (``set_applet_state``, ``get_applet_state``).
+    """
+    db["caco_applet_state"].create({"key": str, "value": str, "updated_at_ms": int}, pk="key", not_null={"value"})
+
+
+MIGRATIONS: list[Migration] = [
+    _conversations,
+    _auth_tokens,
+    _eeg,
+    _embeddings_and_labels,
+    _sleep_stagings,
+    _caco_applet_state,
+]
 
 
 def migrate(db: sqlite_utils.Database) -> list[int]:

@@ -18,9 +18,10 @@ from ..agent.budget import TokenBudget
 from ..agent.conversation import restore
 from ..agent.loop import AgentLoop
 from ..agent.messages import CancelToken, ToolCall, ToolCallingModel
-from ..agent.prompts import maria_system_prompt
+from ..agent.prompts import caco_system_prompt, maria_system_prompt
 from ..agent.tokens import encoding
 from ..agent.tools.base import ToolContext
+from ..agent.tools.caco.env import CacoToolEnv
 from ..agent.tools.registry import maria_tools, run_tool_call
 from ..agent.tools.todo_list import TodoList
 from ..errors import MisoError
@@ -73,6 +74,23 @@ def _todos(saved: list[dict[str, Any]] | None) -> TodoList:
         return TodoList()
 
 
+def _caco_env(launch: TaskLaunch) -> CacoToolEnv:
+    """The workbench of a Caco session's tools: its folders, and the shared store for the applet state."""
+    from ..workbench.applet_state import AppletState
+    from ..workbench.applets import AppletStore
+    from ..workbench.outputs import OutputStore
+
+    where = launch.workbench or {}
+    return CacoToolEnv(
+        session_id=launch.task_id,
+        applets=AppletStore(Path(where["applets_dir"])),
+        state=AppletState(Path(where["database_path"])),
+        outputs=OutputStore(Path(where["outputs_dir"])),
+        server_url=where.get("server_url"),
+        token=where.get("token"),
+    )
+
+
 class AgentHost:
     """One task's agent loop plus the RPC methods the server publishes on it."""
 
@@ -82,6 +100,7 @@ class AgentHost:
         emit_event: Callable[[dict[str, Any]], None],
         emit_queue: Callable[[list[dict[str, Any]]], None],
         report_group: Callable[[int, bool], None] | None = None,
+        emit_text: Callable[[str], None] | None = None,
     ) -> None:
         self._launch = launch
         self._emit_event = emit_event
@@ -92,8 +111,15 @@ class AgentHost:
             todos=_todos(restored.todos),
             on_process_group=report_group,
         )
-        tools = maria_tools(launch.requested_model)
-        prompt = restored.system_prompt if restored.has_prompt else maria_system_prompt(launch.requested_model)
+        if launch.profile == "caco":
+            from ..agent.tools.caco.registry import caco_tools  # only a Caco session's process needs them
+
+            tools = caco_tools(_caco_env(launch))
+            default_prompt = caco_system_prompt(str(self._context.cwd))
+        else:
+            tools = maria_tools(launch.requested_model)
+            default_prompt = maria_system_prompt(launch.requested_model)
+        prompt = restored.system_prompt if restored.has_prompt else default_prompt
         self.loop = AgentLoop(
             model=build_model(launch.model),
             tools=tools,
@@ -104,6 +130,7 @@ class AgentHost:
             system_prompt=prompt,
             budget=TokenBudget(launch.model.name, launch.model.context_tokens),
             enabled_tools=None if launch.enabled_tools is None else set(launch.enabled_tools),
+            on_text=emit_text if launch.profile == "caco" else None,
         )
         threading.Thread(target=_warm_up, args=(launch.model.provider,), name="warm-up", daemon=True).start()
 
@@ -129,8 +156,10 @@ class AgentHost:
             "set_system_prompt": self.set_system_prompt,
         }
 
-    def post_message(self, content: str, web_search: bool = False) -> dict[str, Any]:
-        message_id, queued = self.loop.post_message(content, web_search)
+    def post_message(
+        self, content: str, web_search: bool = False, message_id: str | None = None, images: list[str] | None = None
+    ) -> dict[str, Any]:
+        message_id, queued = self.loop.post_message(content, web_search, message_id, tuple(images or ()))
         return {"id": message_id, "queued": queued}
 
     def cancel(self) -> dict[str, Any]:

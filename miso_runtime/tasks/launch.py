@@ -40,6 +40,12 @@ class TaskLaunch:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: Tools switched on (None: all).
     enabled_tools: list[str] | None = None
+    #: Whose agent this is: ``maria`` (a task: Maria's tools and prompt) or ``caco`` (a chat
+    #: session: Caco's tools and prompt, its reply streamed as it comes).
+    profile: str = "maria"
+    #: For ``caco``: where the workbench lives and how to reach this runtime
+    #: (``database_path``, ``applets_dir``, ``outputs_dir``, ``server_url``, ``token``).
+    workbench: dict[str, Any] | None = field(default=None, repr=False)
 
     def to_options(self) -> dict[str, Any]:
         return asdict(self)

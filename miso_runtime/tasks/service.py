@@ -26,10 +26,10 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from workers.protocol.base import LogLine, WorkerSpec
-from workers.protocol.tasks import AGENT_EVENT, QUEUE_SNAPSHOT, CommandGroup, TaskEvent
+from workers.protocol.tasks import AGENT_EVENT, QUEUE_SNAPSHOT, TEXT_DELTA, CommandGroup, TaskEvent
 from workers.rpc import RpcClient
 from workers.supervisor import RestartPolicy, Worker
 
@@ -127,23 +127,44 @@ class TaskRecord:
         return task
 
 
+#: Told ``(task, name, data)`` of every event of every task as it happens: each stored one
+#: (``AGENT_EVENT``, ``QUEUE_SNAPSHOT``) once it is in the log, and each ``TEXT_DELTA``, which is
+#: never stored. Called on the hub (the worker's pump), so it must not block.
+Observer = Callable[["TaskRecord", str, Any], None]
+
+
 class TaskService:
-    """Every task of this runtime; see the module docstring."""
+    """Every task of one face; see the module docstring.
+
+    ``face`` is the store's face of its threads: ``maria`` for Maria's tasks, ``caco`` for Caco's
+    chat sessions, which are the same agents with Caco's tools (``profile``) and the workbench's
+    places in their launch (``workbench``, called at each process start).
+    """
 
     def __init__(
         self,
         conversations: ConversationStore,
         config: SettingsFile[TasksConfig],
         access: ProviderAccess,
+        *,
+        face: str = FACE,
+        profile: str = "maria",
+        workbench: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        self.conversations = conversations
         self._store = conversations
         self.config = config
+        self.access = access
         self._access = access
+        self.face = face
+        self._profile = profile
+        self._workbench = workbench
+        self._observers: list[Observer] = []
         self._records: dict[str, TaskRecord] = {}
         self._logs: dict[str, TaskLog] = {}
         self.daemon_log = DaemonLog()
         self._closing = False
-        for thread in conversations.list_threads(FACE, limit=constants.SQLITE_MAX_INT):
+        for thread in conversations.list_threads(face, limit=constants.SQLITE_MAX_INT):
             meta = thread.metadata
             self._records[thread.id] = TaskRecord(
                 id=thread.id,
@@ -155,6 +176,10 @@ class TaskService:
                 web_search=bool(meta.get("web_search")),
                 enabled_tools=meta.get("enabled_tools"),
             )
+
+    def observe(self, observer: Observer) -> None:
+        """Have ``observer`` told every event from now on (see :data:`Observer`)."""
+        self._observers.append(observer)
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -205,14 +230,17 @@ class TaskService:
         cwd: str | None,
         web_search: bool,
         message: str | None,
+        check_model: bool = True,
     ) -> tuple[TaskRecord, dict[str, Any] | None]:
         """Maria's ``POST /v1/task``: check the model and cwd, then forward the message.
 
         The task is ``idle`` (it owns its cwd) from here on; its process starts with its first
-        message, or with the first call that needs the agent.
+        message, or with the first call that needs the agent. ``check_model=False`` keeps a
+        name nothing maps (it runs on the default model, as a name the settings no longer map).
         """
         model_name = model or constants.TASK_UI_MODEL
-        requested_ref(model_name, self.config.get())  # Maria's 404 for a name nothing maps
+        if check_model:
+            requested_ref(model_name, self.config.get())  # Maria's 404 for a name nothing maps
         if cwd is None:
             directory = tempfile.mkdtemp(prefix=constants.TASK_TEMP_DIR_PREFIX)
         else:
@@ -220,7 +248,7 @@ class TaskService:
                 raise CwdMissing(f"Specified 'cwd' path does not exist: {cwd}", cwd)
             directory = os.path.realpath(cwd)
         self._refuse_busy_cwd(directory, None)
-        thread, _ = self._store.ensure_thread(None, FACE, title=name or "")
+        thread, _ = self._store.ensure_thread(None, self.face, title=name or "")
         record = TaskRecord(
             id=thread.id,
             cwd=directory,
@@ -240,10 +268,45 @@ class TaskService:
             answer = self.post_message(record.id, message, web_search)
         return record, answer
 
-    def post_message(self, task_id: str, content: str, web_search: bool = False) -> dict[str, Any]:
-        """Forward a user message (resuming a stopped task first): ``{id, queued}``."""
+    def post_message(
+        self,
+        task_id: str,
+        content: str,
+        web_search: bool = False,
+        message_id: str | None = None,
+        images: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Forward a user message (resuming a stopped task first): ``{id, queued}``.
+
+        ``message_id`` names the message in its queue events (a new id when None); ``images``
+        are data URLs the model sees with it.
+        """
         record = self.get(task_id)
-        return self._call(record, "post_message", resume=True, content=content, web_search=web_search)
+        options: dict[str, Any] = {"content": content, "web_search": web_search, "message_id": message_id}
+        if images:
+            options["images"] = list(images)
+        return self._call(record, "post_message", resume=True, **options)
+
+    def delete(self, task_id: str) -> bool:
+        """Forget a task: its process is stopped and its thread and log leave the store.
+
+        Whether it had a process (Caco's ``wasActive``).
+        """
+        record = self.get(task_id)
+        had_process = record.owns_cwd
+        del self._records[task_id]
+        self._logs.pop(task_id, None)
+        record.status = "stopped"
+        if record.process is not None:
+            _stop(record.process)
+        self._store.delete_thread(task_id)
+        return had_process
+
+    def rename(self, task_id: str, name: str) -> None:
+        """Give a task a name (kept with it in the store)."""
+        record = self.get(task_id)
+        record.name = name
+        self._store.update_thread(task_id, title=name, metadata=record.metadata())
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         """Stop the run now: ``{pending_messages}``; Maria's 404 when nothing runs."""
@@ -331,7 +394,16 @@ class TaskService:
                 spec = spec_for(self._access.default_model(), self._access)
             self._make_room(record)
             history = self.log(record.id).agent_events()
-            launch = TaskLaunch(record.id, record.cwd, spec, record.model, history, record.enabled_tools)
+            launch = TaskLaunch(
+                record.id,
+                record.cwd,
+                spec,
+                record.model,
+                history,
+                record.enabled_tools,
+                profile=self._profile,
+                workbench=self._workbench() if self._workbench is not None else None,
+            )
             was_stopped = record.status == "stopped"
             if was_stopped:
                 record.status, record.idle_since = "idle", time.monotonic()  # owns its cwd from here on
@@ -409,6 +481,9 @@ class TaskService:
 
     def _handle_event(self, record: TaskRecord, process: TaskProcess, event: Any) -> None:
         if isinstance(event, TaskEvent):
+            if event.name == TEXT_DELTA:
+                self._tell(record, event.name, event.data)
+                return
             self._append(record.id, event.name, event.data)
             if event.name == QUEUE_SNAPSHOT:
                 record.queued = list(event.data)
@@ -468,10 +543,20 @@ class TaskService:
     # --- the log ----------------------------------------------------------------------------
 
     def _append(self, task_id: str, name: str, data: Any) -> None:
+        if task_id not in self._records:
+            return  # deleted while its process still spoke
         stored = self._store.append_event(task_id, name, data)
         log = self._logs.get(task_id)
         if log is not None:
             log.append(LogEntry(stored.seq, name, data))
+        self._tell(self._records[task_id], name, data)
+
+    def _tell(self, record: TaskRecord, name: str, data: Any) -> None:
+        for observer in self._observers:
+            try:
+                observer(record, name, data)
+            except Exception:  # noqa: BLE001 - a face's bug must not lose the task's events
+                logger.exception("an observer of task %s failed on %s", record.id[:8], name)
 
     def _changed(self, record: TaskRecord) -> None:
         self.daemon_log.add(TASK_CHANGED, record.id)

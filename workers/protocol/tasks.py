@@ -15,6 +15,9 @@ from .base import Event
 AGENT_EVENT = "maria"
 #: ``TaskEvent.name`` of the queue snapshot sent after each change (a list of queued messages).
 QUEUE_SNAPSHOT = "maria.queued_messages.synchronized"
+#: ``TaskEvent.name`` of a piece of reply text as it streams (a str; live only, never stored:
+#: the ``AssistantMessage`` event that follows holds the whole text).
+TEXT_DELTA = "text.delta"
 
 
 @dataclass(frozen=True)

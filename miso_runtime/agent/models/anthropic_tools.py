@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from ... import constants
 from ...chat.providers.anthropic_chat import AnthropicProvider
 from ...chat.providers.anthropic_chat import _error as _provider_error
-from ..messages import AgentMessage, Cancelled, CancelToken, ModelTurn, ToolCall, ToolSpec
-from .base import Upstream, arguments_object, arguments_text, run_cancellable, usage
+from ..messages import AgentMessage, Cancelled, CancelToken, ModelTurn, TextSink, ToolCall, ToolSpec
+from .base import Upstream, arguments_object, arguments_text, run_cancellable, split_data_url, usage
 
 if TYPE_CHECKING:
     import anthropic
@@ -82,7 +82,11 @@ def _blocks(message: AgentMessage) -> tuple[str, list[dict[str, Any]]]:
             for call in message.tool_calls
         ]
         return "assistant", blocks
-    return "user", blocks
+    images = []
+    for url in message.images:
+        media_type, data = split_data_url(url)
+        images.append({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
+    return "user", images + blocks
 
 
 def anthropic_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
@@ -120,6 +124,12 @@ class _Accumulator:
     cache_creation: int = 0
     cache_read: int | None = None
     output_tokens: int | None = None
+    on_text: TextSink | None = None
+
+    def _text(self, text: str) -> None:
+        self.texts.append(text)
+        if self.on_text is not None:
+            self.on_text(text)
 
     def add(self, event: Any) -> None:
         kind = event.type
@@ -131,11 +141,11 @@ class _Accumulator:
             if block.type == "tool_use":
                 self.calls[event.index] = _PartialCall(block.id, block.name, block.input)
             elif block.type == "text" and block.text:
-                self.texts.append(block.text)
+                self._text(block.text)
         elif kind == "content_block_delta":
             delta = event.delta
             if delta.type == "text_delta":
-                self.texts.append(delta.text)
+                self._text(delta.text)
             elif delta.type == "input_json_delta" and event.index in self.calls:
                 self.calls[event.index].pieces.append(delta.partial_json)
         elif kind == "message_delta":
@@ -178,7 +188,13 @@ class AnthropicToolModel:
         # Built on first use: importing the SDK takes a second or more.
         return AnthropicProvider._new_client(self._base_url, self._api_key)
 
-    def complete(self, messages: list[AgentMessage], tools: list[ToolSpec], cancel: CancelToken) -> ModelTurn:
+    def complete(
+        self,
+        messages: list[AgentMessage],
+        tools: list[ToolSpec],
+        cancel: CancelToken,
+        on_text: TextSink | None = None,
+    ) -> ModelTurn:
         system, turns = anthropic_request(messages)
         request: dict[str, Any] = {
             "model": self.model,
@@ -190,16 +206,16 @@ class AnthropicToolModel:
             request["system"] = system
         if tools:
             request["tools"] = anthropic_tools(tools)
-        return run_cancellable(lambda upstream: self._stream(request, upstream), cancel, self.name)
+        return run_cancellable(lambda upstream: self._stream(request, upstream, on_text), cancel, self.name)
 
-    def _stream(self, request: dict[str, Any], upstream: Upstream) -> ModelTurn:
+    def _stream(self, request: dict[str, Any], upstream: Upstream, on_text: TextSink | None) -> ModelTurn:
         client = self._client  # built here, in the request thread: a cancel need not wait for the import
         try:
             stream = client.messages.create(**request)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a contract code
             raise _provider_error(exc) from exc
         upstream.attach(stream.response)
-        turn = _Accumulator()
+        turn = _Accumulator(on_text=on_text)
         try:
             for event in stream:
                 if upstream.is_cut:

@@ -78,6 +78,12 @@ def usage(
     return report
 
 
+def split_data_url(url: str) -> tuple[str, str]:
+    """``(media type, base64 data)`` of a ``data:<type>;base64,<data>`` URL (the faces checked its form)."""
+    head, _, data = url.partition(",")
+    return head.removeprefix("data:").split(";")[0] or "application/octet-stream", data
+
+
 def function_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
     """Tools as OpenAI's (and Ollama's) function tools, the JSON Schema as ``parameters``."""
     return [

@@ -28,8 +28,17 @@ from ... import constants
 from ...chat.providers.ollama_chat import _error as _provider_error
 from ...chat.providers.ollama_chat import _sdk
 from ...chat.types import ProviderError
-from ..messages import AgentMessage, Cancelled, CancelToken, ModelTurn, ToolCall, ToolSpec
-from .base import Upstream, arguments_object, arguments_text, function_tools, new_call_id, run_cancellable, usage
+from ..messages import AgentMessage, Cancelled, CancelToken, ModelTurn, TextSink, ToolCall, ToolSpec
+from .base import (
+    Upstream,
+    arguments_object,
+    arguments_text,
+    function_tools,
+    new_call_id,
+    run_cancellable,
+    split_data_url,
+    usage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +55,8 @@ def ollama_messages(messages: list[AgentMessage]) -> list[dict[str, Any]]:
             ]
         elif message.role == "tool" and message.name:
             item["tool_name"] = message.name
+        if message.images:
+            item["images"] = [split_data_url(url)[1] for url in message.images]
         out.append(item)
     return out
 
@@ -68,11 +79,14 @@ class _Accumulator:
     done_reason: str | None = None
     usage: dict[str, Any] | None = None
     done: bool = False
+    on_text: TextSink | None = None
 
     def add(self, part: dict[str, Any]) -> None:
         message = part.get("message") or {}
         if message.get("content"):
             self.texts.append(message["content"])
+            if self.on_text is not None:
+                self.on_text(message["content"])
         for call in message.get("tool_calls") or ():
             function = call.get("function") or {}
             call_id = call.get("id") or new_call_id()  # newer Ollama versions give one
@@ -103,16 +117,22 @@ class OllamaToolModel:
         timeout = httpx.Timeout(constants.PROVIDER_READ_TIMEOUT_S, connect=constants.PROVIDER_CONNECT_TIMEOUT_S)
         return httpx.Client(base_url=_base_url(self._host), timeout=timeout)
 
-    def complete(self, messages: list[AgentMessage], tools: list[ToolSpec], cancel: CancelToken) -> ModelTurn:
+    def complete(
+        self,
+        messages: list[AgentMessage],
+        tools: list[ToolSpec],
+        cancel: CancelToken,
+        on_text: TextSink | None = None,
+    ) -> ModelTurn:
         request: dict[str, Any] = {"model": self.model, "messages": ollama_messages(messages), "stream": True}
         if tools:
             request["tools"] = ollama_tools(tools)
-        return run_cancellable(lambda upstream: self._stream(request, upstream), cancel, self.name)
+        return run_cancellable(lambda upstream: self._stream(request, upstream, on_text), cancel, self.name)
 
-    def _stream(self, request: dict[str, Any], upstream: Upstream) -> ModelTurn:
+    def _stream(self, request: dict[str, Any], upstream: Upstream, on_text: TextSink | None) -> ModelTurn:
         client = self._client  # built here, in the request thread: a cancel need not wait for the import
         ollama = _sdk()
-        turn = _Accumulator()
+        turn = _Accumulator(on_text=on_text)
         try:
             with client.stream("POST", "/api/chat", json=request) as response:
                 upstream.attach(response)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ...chat.providers.openai_chat import OpenAIProvider, _sdk, _sse_data
 from ...chat.providers.openai_chat import _error as _provider_error
 from ...chat.types import ProviderError
-from ..messages import AgentMessage, Cancelled, CancelToken, ModelTurn, ToolCall, ToolSpec
+from ..messages import AgentMessage, Cancelled, CancelToken, ModelTurn, TextSink, ToolCall, ToolSpec
 from .base import Upstream, function_tools, new_call_id, run_cancellable, usage
 
 if TYPE_CHECKING:
@@ -41,6 +41,10 @@ def openai_messages(messages: list[AgentMessage]) -> list[dict[str, Any]]:
                 item["tool_calls"] = [call.openai() for call in message.tool_calls]
         elif message.role == "tool":
             item = {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+        elif message.images:
+            parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
+            parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
+            item = {"role": message.role, "content": parts}
         else:
             item = {"role": message.role, "content": message.content}
         out.append(item)
@@ -69,6 +73,7 @@ class _Accumulator:
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     chunks: int = 0
+    on_text: TextSink | None = None
 
     def add(self, chunk: dict[str, Any]) -> None:
         """One ``chat.completion.chunk`` as decoded JSON."""
@@ -87,6 +92,8 @@ class _Accumulator:
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 self.texts.append(delta["content"])
+                if self.on_text is not None:
+                    self.on_text(delta["content"])
             for item in delta.get("tool_calls") or ():
                 call = self.calls.setdefault(int(item.get("index") or 0), _PartialCall())
                 # The id and name come once, in the call's first item; a server that repeats
@@ -119,7 +126,13 @@ class OpenAIToolModel:
         # Built on first use: importing the SDK takes a second or more.
         return OpenAIProvider._new_client(self._base_url, self._api_key)
 
-    def complete(self, messages: list[AgentMessage], tools: list[ToolSpec], cancel: CancelToken) -> ModelTurn:
+    def complete(
+        self,
+        messages: list[AgentMessage],
+        tools: list[ToolSpec],
+        cancel: CancelToken,
+        on_text: TextSink | None = None,
+    ) -> ModelTurn:
         request: dict[str, Any] = {
             "model": self.model,
             "messages": openai_messages(messages),
@@ -128,9 +141,9 @@ class OpenAIToolModel:
         }
         if tools:  # the API refuses an empty list
             request["tools"] = openai_tools(tools)
-        return run_cancellable(lambda upstream: self._stream(request, upstream), cancel, self.name)
+        return run_cancellable(lambda upstream: self._stream(request, upstream, on_text), cancel, self.name)
 
-    def _stream(self, request: dict[str, Any], upstream: Upstream) -> ModelTurn:
+    def _stream(self, request: dict[str, Any], upstream: Upstream, on_text: TextSink | None) -> ModelTurn:
         """Send the request with the official client and read its SSE lines ourselves.
 
         ``client.post`` keeps the client's base URL, auth, timeouts and error classes but skips
@@ -148,7 +161,7 @@ class OpenAIToolModel:
         except Exception as exc:  # noqa: BLE001 - every failure becomes a contract code
             raise _provider_error(exc) from exc
         upstream.attach(response)
-        turn = _Accumulator()
+        turn = _Accumulator(on_text=on_text)
         try:
             for data in _sse_data(response.iter_lines()):
                 if upstream.is_cut:

@@ -35,3 +35,8 @@ def maria_system_prompt(model_name: str) -> str:
     from ..tools.registry import maria_tools
 
     return system_prompt(tool.spec.name for tool in maria_tools(model_name))
+
+
+def caco_system_prompt(cwd: str) -> str:
+    """The system prompt of a Caco session's agent working in ``cwd``."""
+    return load("caco").replace("{cwd}", cwd) + "\n"
