@@ -15,6 +15,8 @@ validation and error paths are fuzzed all the same:
   and its path ends in ``.gguf``, so the download starts and fails there (the scheme is kept).
 - ``POST /v1/task`` and ``POST /task``: the task's ``cwd`` is moved under the sandbox (the
   agent runs no command anyway: its provider is the dead port, so each run ends ``Failed``).
+- ``POST /caco/api/sessions``: as a task's, a Caco session's ``cwd`` moves under the sandbox (the
+  file browser's root is the sidecar's cwd, the sandbox, already).
 - ``POST``/``PUT /api/config``: an absolute ``workspace_path`` is moved under the test's sandbox, and
   every ``run_targets`` command becomes ``cat`` (a fuzzed string is never run by a shell).
 
@@ -101,6 +103,7 @@ def _task(body: dict[str, Any]) -> None:
 STAND_INS = {
     ("POST", "/v1/task"): _task,
     ("POST", "/task"): _task,
+    ("POST", "/caco/api/sessions"): _task,
     ("POST", "/v1/control/start-session"): _start_session,
     ("POST", "/v1/llm/download/start"): _download,
     ("POST", "/api/config"): _agents_config,

@@ -363,3 +363,109 @@ def test_an_applet_saved_by_the_agent_is_listed_loaded_and_its_state_reaches_the
     assert tool_results[-2]["content"].startswith('Applet state["picked"]: 2')
     assert pushed[0] == {"type": "stateUpdate", "data": {"shown": True}}
     assert caco.get(f"{API}/applet/state", headers=caco.auth).json() == {"state": {"picked": 2, "shown": True}}
+
+
+def test_a_session_runs_on_the_local_model_through_llama_cpp(tmp_path_factory, tmp_path):
+    """Only a local model: the session's agent calls this runtime's own OpenAI-compatible API.
+
+    The tiny model's weights are random, so its words are noise; what is asserted is the path:
+    Caco's tools and prompt went to llama.cpp, its reply streamed back as deltas, and the turn
+    ended with ``complete`` holding what was streamed.
+    """
+    from tests.llm_fixtures import write_tiny_llama_gguf
+    from tests.test_llm_tools import HERMES_TEMPLATE
+
+    data_dir = tmp_path_factory.mktemp("caco-local")
+    (data_dir / "models").mkdir()
+    write_tiny_llama_gguf(data_dir / "models" / "tiny-agent.gguf", chat_template=HERMES_TEMPLATE, context_length=16384)
+    side = Sidecar(data_dir, env={"MISO_CACO_ROOT": str(tmp_path)})
+    try:
+        assert side.post("/v1/settings/llm-config", json={"n_ctx": 16384}).status_code == 200
+        assert side.post("/v1/llm/server/start", json={"model": "tiny-agent"}).status_code == 200
+        models = [m["id"] for m in side.get(f"{API}/sessions", headers=side.auth).json()["models"]]
+        assert "local:tiny-agent" in models
+        sid = create_session(side, _dir(tmp_path, "local"), model="local:tiny-agent")["sessionId"]
+        page = page_socket(side)
+        try:
+            send(side, sid, "say something")
+            frames = page.wait_messages(lambda f: complete(sid)(f) and list(f), timeout=90)
+        finally:
+            page.close()
+        end = [m for m in messages_of(frames, sid) if m.get("status") == "complete"][-1]
+        assert not end["content"].startswith("Error:"), end
+        debug = side.get(f"{API}/debug/messages", headers=side.auth).json()
+        assert debug["messages"][0] == {"type": "user.message", "content": "say something", "hasToolRequests": False}
+        replies = [m for m in debug["messages"] if m["type"] == "assistant.message"]
+        assert replies and (replies[0]["content"] or replies[0]["hasToolRequests"])
+        deltas = "".join(m.get("deltaContent", "") for m in messages_of(frames, sid))
+        if replies[-1]["content"]:  # text the model wrote streamed to the page before the turn ended
+            assert deltas and replies[-1]["content"] in end["content"]
+    finally:
+        side.terminate()
+
+
+def test_a_session_whose_process_dies_ends_its_turn_with_an_error(caco, openai_standin, tmp_path):
+    """A crash of the session's process: the page gets an error and its ``complete``, never a hang;
+    the next message starts a new process and the session goes on."""
+    import os
+    import signal
+
+    from tests.test_maria_tasks import _worker_pid
+
+    cwd = Path(_dir(tmp_path, "crash"))
+    sid = create_session(caco, str(cwd), model=MODEL)["sessionId"]
+    _script(openai_standin, Turn("", [_call("run_and_display", command="sleep 30")]))
+    page = page_socket(caco)
+    try:
+        send(caco, sid, "wait a while")
+        os.kill(_worker_pid(cwd), signal.SIGKILL)
+        end = page.wait_messages(complete(sid), timeout=30)[0]["message"]
+        errors = [f["item"]["text"] for f in page.messages if f["type"] == "activity" and f["item"]["type"] == "error"]
+        assert end["content"].startswith("Error: the task's process exited") and errors
+        _script(openai_standin, Turn("back again"))
+        send(caco, sid, "are you there?")
+        assert page.wait_messages(complete(sid, 2), timeout=30)[1]["message"]["content"] == "back again"
+    finally:
+        page.close()
+
+
+def test_one_agent_sends_another_work_through_the_session_api(caco, openai_standin, tmp_path):
+    asker = create_session(caco, _dir(tmp_path, "asker"), model=MODEL)["sessionId"]
+    helper = create_session(caco, _dir(tmp_path, "helper"), model=MODEL)["sessionId"]
+
+    def respond(request: dict) -> Turn:
+        last = request["messages"][-1]
+        text = json.dumps(request["messages"])
+        if last["role"] == "user" and last["content"].startswith("[agent:"):
+            return Turn("helper here, on it")
+        if last["role"] == "tool":
+            return Turn("asked the helper" if "get_session_state" not in text else "the helper is there")
+        return Turn(
+            "",
+            [
+                _call("get_session_state", sessionId=helper),
+                _call("send_agent_message", sessionId=helper, message="please count the files"),
+                _call("send_agent_message", sessionId=asker, message="talking to myself"),
+            ],
+        )
+
+    openai_standin.script = Script(responder=respond)
+    page = page_socket(caco)
+    try:
+        send(caco, asker, "ask the helper to count the files")
+        page.wait_messages(complete(asker))
+        page.wait_messages(complete(helper))
+    finally:
+        page.close()
+    arrived = messages_of(page.messages, helper)[0]
+    assert arrived["role"] == "user" and arrived["content"] == "please count the files"
+    assert arrived["source"] == "agent" and arrived["fromSession"] == asker
+    results = [f["item"] for f in page.messages if f["type"] == "activity" and f["item"]["type"] == "tool-result"]
+    assert [r["text"] for r in results] == [
+        "✓ get_session_state",
+        "✓ send_agent_message",
+        "✗ send_agent_message",
+    ]
+    assert "cannot send a message to itself" in results[2]["details"]
+    state = json.loads(json.loads(results[0]["details"])["content"])
+    assert state["sessionId"] == helper and state["status"] == "idle"
