@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python bench/text_embeddings.py
 	$(BIN)/python bench/sleep_staging.py
 	$(BIN)/python bench/agent_tasks.py
+	$(BIN)/python bench/caco_ws.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
 import re
@@ -275,7 +276,9 @@ class CacoSessions:
         carries the whole text.
         """
         droppable = "deltaContent" in (frame.get("message") or {})
-        self.feed.publish(FEED_EVENT, frame, droppable=droppable, correlation_id=origin)
+        # Serialized once here, not once per page: a reply's every delta goes to every page.
+        payload = {"frame": frame, "text": json.dumps(frame, ensure_ascii=False)}
+        self.feed.publish(FEED_EVENT, payload, droppable=droppable, correlation_id=origin)
 
     def set_applet_state(self, changes: dict[str, Any], origin: str | None) -> None:
         """A page's ``setState``: merged into the applet state, and pushed to the other pages."""
