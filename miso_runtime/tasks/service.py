@@ -151,10 +151,8 @@ class TaskService:
         profile: str = "maria",
         workbench: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        self.conversations = conversations
         self._store = conversations
         self.config = config
-        self.access = access
         self._access = access
         self.face = face
         self._profile = profile
@@ -176,6 +174,15 @@ class TaskService:
                 web_search=bool(meta.get("web_search")),
                 enabled_tools=meta.get("enabled_tools"),
             )
+
+    @property
+    def conversations(self) -> ConversationStore:
+        return self._store
+
+    @property
+    def access(self) -> ProviderAccess:
+        """How this service's agents reach each provider (another face's service shares it)."""
+        return self._access
 
     def observe(self, observer: Observer) -> None:
         """Have ``observer`` told every event from now on (see :data:`Observer`)."""
