@@ -163,3 +163,51 @@ def test_the_applet_state_is_one_object_for_every_connection(tmp_path):
     assert agent.get() == {} and agent.navigation() == {"stack": [], "urlParams": {}}
     with pytest.raises(MisoError):
         server.merge(["not", "an", "object"])  # type: ignore[arg-type]
+
+
+# --- the routes, on a real sidecar ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def caco(tmp_path_factory):
+    from tests.sidecar import Sidecar
+
+    side = Sidecar(tmp_path_factory.mktemp("caco-applets"))
+    yield side
+    side.terminate()
+
+
+def test_the_applet_routes_answer_as_caco_and_list_a_broken_applet_with_its_error(caco):
+    store = AppletStore(caco.data_dir / "caco" / "applets")
+    store.save("clock", name="Clock", html="<p id=t></p>", js="tick()", description="shows the time")
+    broken = store.root / "broken"
+    broken.mkdir()
+    (broken / "meta.json").write_text("{")
+    api = "/caco/api"
+    listed = {a["slug"]: a for a in caco.get(f"{api}/applets", headers=caco.auth).json()["applets"]}
+    assert listed["clock"]["description"] == "shows the time" and "error" in listed["broken"]
+    assert listed["clock"]["paths"]["root"] == str(store.root / "clock")
+    one = caco.get(f"{api}/applets/clock", headers=caco.auth).json()
+    assert (one["title"], one["js"], one["css"], one["meta"]["name"]) == ("Clock", "tick()", None, "Clock")
+    caco.post(f"{api}/applet/state", json={"left": 1}, headers=caco.auth)
+    loaded = caco.post(f"{api}/applets/clock/load", headers=caco.auth)
+    assert loaded.json()["ok"] is True
+    assert caco.get(f"{api}/applet/state", headers=caco.auth).json() == {"state": {}}  # loading clears it
+    answers = {
+        "/applets/nope": (404, 'Applet "nope" not found'),
+        "/applets/a.b": (400, None),
+        "/applets/broken": (422, None),
+        "/applets/UPPER/history": (400, None),
+    }
+    for path, (status, message) in answers.items():
+        response = caco.get(f"{api}{path}", headers=caco.auth)
+        assert response.status_code == status and isinstance(response.json()["error"], str), path
+        assert message is None or response.json()["error"] == message
+    assert caco.post(f"{api}/applets/..%2Fetc/load", headers=caco.auth).status_code in (400, 404)
+    for body in ([1, 2], "text", 3):
+        refused = caco.post(f"{api}/applet/state", json=body, headers=caco.auth)
+        assert refused.status_code == 400 and isinstance(refused.json()["error"], str)
+    assert caco.get(f"{api}/applet/state", headers=caco.auth).json() == {"state": {}}
+    assert [c["message"] for c in caco.get(f"{api}/applets/clock/history", headers=caco.auth).json()["commits"]] == [
+        "Create applet clock: Clock"
+    ]
