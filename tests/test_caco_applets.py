@@ -80,6 +80,36 @@ def test_each_save_is_a_commit_and_keeps_the_applets_history(env):
     assert listed[0]["paths"]["html"] == str(store.root / "counter" / "content.html")
 
 
+def test_commits_are_by_the_runtime_and_no_hook_stops_a_save(env):
+    store = env.applets
+    store.save("notes", name="Notes", html="<p>1</p>")
+    hook = store.root / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\nexit 1\n")  # as a user's init.templateDir might bring
+    hook.chmod(0o755)
+    _, sha = store.save("notes", name="Notes", html="<p>2</p>")
+    authors = subprocess.run(
+        ["git", "-C", str(store.root), "log", "--format=%an <%ae>|%cn <%ce>", "-1", sha],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert authors == "Miso runtime <miso-runtime@localhost>|Miso runtime <miso-runtime@localhost>"
+    assert store.load("notes").html == "<p>2</p>"
+
+
+def test_applets_already_in_the_folder_join_the_first_commit(env):
+    root = env.applets.root
+    old = root / "old-one"
+    old.mkdir(parents=True)
+    (old / "meta.json").write_text(json.dumps({"slug": "old-one", "name": "Old", "updatedAt": "2026-01-01T00:00:00Z"}))
+    (old / "content.html").write_text("<p>old</p>")
+    assert env.applets.history("old-one") == [] and not (root / ".git").exists()  # reading makes no repository
+    env.applets.save("new-one", name="New", html="<p>new</p>")
+    tracked = subprocess.run(["git", "-C", str(root), "ls-files"], capture_output=True, text=True, check=True)
+    assert {"old-one/meta.json", "old-one/content.html", "new-one/content.html"} <= set(tracked.stdout.split())
+    assert [c["message"] for c in env.applets.history("old-one")] == ["Applet repository"]
+
+
 def test_a_broken_applet_is_listed_with_its_error_and_refused_when_loaded(env):
     env.applets.save("fine", name="Fine", html="<p>ok</p>")
     broken = env.applets.root / "broken"
@@ -88,8 +118,10 @@ def test_a_broken_applet_is_listed_with_its_error_and_refused_when_loaded(env):
     (env.applets.root / "listish").mkdir()
     (env.applets.root / "listish" / "meta.json").write_text("[1, 2]")
     (env.applets.root / "_draft").mkdir()
+    (env.applets.root / "no-meta").mkdir()
     listed = {entry["slug"]: entry for entry in env.applets.list()}
-    assert set(listed) == {"fine", "broken", "listish"}
+    assert set(listed) == {"fine", "broken", "listish", "no-meta"}
+    assert listed["no-meta"]["error"] == "meta.json is missing" and listed["no-meta"]["updatedAt"] is None
     assert "not valid JSON" in listed["broken"]["error"] and "not a JSON object" in listed["listish"]["error"]
     assert "error" not in listed["fine"]
     with pytest.raises(MisoError) as refused:
@@ -134,7 +166,8 @@ def test_saves_from_two_processes_keep_the_repository_whole(env):
 
 def test_the_applet_tools_save_read_and_push_state(env, cwd):
     howto = _tool(env, cwd, "applet_howto")
-    assert "save_applet" in howto.text and "setAppletState" in howto.text
+    assert "save_applet" in howto.text and "setAppletState" in howto.text and "appletContainer" in howto.text
+    assert "sendAgentMessage" in howto.text and "/?applet=" in howto.text
     saved = _tool(env, cwd, "save_applet", slug="picker", name="Picker", html="<select></select>")
     assert saved.ok and "/?applet=picker" in saved.text and env.applets.load("picker").title == "Picker"
     assert not _tool(env, cwd, "save_applet", slug="../x", name="x", html="<p/>").ok
@@ -190,6 +223,9 @@ def test_the_applet_routes_answer_as_caco_and_list_a_broken_applet_with_its_erro
     one = caco.get(f"{api}/applets/clock", headers=caco.auth).json()
     assert (one["title"], one["js"], one["css"], one["meta"]["name"]) == ("Clock", "tick()", None, "Clock")
     caco.post(f"{api}/applet/state", json={"left": 1}, headers=caco.auth)
+    for refused_load in ("a.b", "nope"):  # a load that fails leaves the state as it was
+        assert caco.post(f"{api}/applets/{refused_load}/load", headers=caco.auth).status_code in (400, 404)
+    assert caco.get(f"{api}/applet/state", headers=caco.auth).json() == {"state": {"left": 1}}
     loaded = caco.post(f"{api}/applets/clock/load", headers=caco.auth)
     assert loaded.json()["ok"] is True
     assert caco.get(f"{api}/applet/state", headers=caco.auth).json() == {"state": {}}  # loading clears it

@@ -183,6 +183,9 @@ def test_each_client_has_its_own_active_session(caco, tmp_path):
     default = create_session(caco, _dir(tmp_path, "c"), model=MODEL)["sessionId"]
     listing = caco.get(f"{API}/sessions", headers=caco.auth).json()
     assert listing["activeSessionId"] == default  # the default client's pointer, as Caco
+    # The preferred model is among the models the page lists, so the page can highlight it.
+    preferred = caco.get(f"{API}/preferences", headers=caco.auth).json()["lastModel"]
+    assert preferred in [m["id"] for m in listing["models"]]
     assert caco.get(f"{API}/session", headers=caco.auth).json()["sessionId"] == default
     # Resuming for one client moves only that client's pointer.
     resumed = caco.post(f"{API}/sessions/{a}/resume", headers={**caco.auth, "X-Client-ID": "page-b"})
@@ -291,6 +294,20 @@ def test_bad_input_gets_cacos_answers_and_changes_nothing(caco, tmp_path, worksp
     ]
 
 
+def test_a_message_from_the_page_without_an_image_is_taken(caco, openai_standin, tmp_path):
+    """Caco's page sends ``imageData: ""`` and an empty navigation with every message."""
+    sid = create_session(caco, _dir(tmp_path, "page-form"), model=MODEL)["sessionId"]
+    _script(openai_standin, Turn("fine"))
+    page = page_socket(caco)
+    try:
+        body = {"imageData": "", "appletNavigation": {"stack": [], "urlParams": {}}}
+        send(caco, sid, "plain text", **body)
+        user = messages_of(page.wait_messages(lambda f: complete(sid)(f) and list(f)), sid)[0]
+    finally:
+        page.close()
+    assert user["hasImage"] is False and user["content"] == "plain text"
+
+
 def test_a_pasted_image_reaches_the_agent(caco, openai_standin, tmp_path):
     sid = create_session(caco, _dir(tmp_path, "image"), model=MODEL)["sessionId"]
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
@@ -303,8 +320,19 @@ def test_a_pasted_image_reaches_the_agent(caco, openai_standin, tmp_path):
         page.close()
     user = messages_of(frames, sid)[0]
     assert user["hasImage"] is True and user["content"] == "what is this?"
-    request = openai_standin.requests[-1].json
-    assert "what is this?" in json.dumps(request["messages"][-1])
+    asked = openai_standin.requests[-1].json["messages"][-1]
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
+    assert asked["content"] == [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    again = page_socket(caco)
+    try:
+        again.send({"type": "requestHistory", "sessionId": sid})
+        replayed = messages_of(again.wait_messages(lambda f: history_complete(sid)(f) and list(f)), sid)
+    finally:
+        again.close()
+    assert replayed[0]["hasImage"] is True and "data:image" not in json.dumps(replayed)
 
 
 def test_routes_need_a_token_and_writes_need_an_allowed_origin(caco, tmp_path):

@@ -74,7 +74,18 @@ SCHMUX_TEXT = Envelope("schmux-text", 400, lambda code, message: message + "\n",
 
 #: Caco's errors: ``{"error": "..."}`` (Express ``res.status(n).json({error})``), and the plain
 #: text of ``/api/file`` (``res.status(n).send(text)``).
-CACO = Envelope("caco", 400, lambda code, message: {"error": message}, _object(error=_STRING))
+CACO = Envelope(
+    "caco",
+    400,
+    lambda code, message: {"error": message},
+    {
+        "type": "object",
+        # ``code`` and ``sessionId`` only on the 409 of a new session in a locked directory.
+        "properties": {"error": _STRING, "code": _STRING, "sessionId": _STRING},
+        "required": ["error"],
+        "additionalProperties": False,
+    },
+)
 CACO_TEXT = Envelope("caco-text", 400, lambda code, message: message, _STRING, mimetype="text/plain")
 
 

@@ -235,7 +235,7 @@ class CacoSessions:
             raise session_not_found(session_id)
         if source == "agent" and from_session == session_id:
             raise MisoError(400, "own_session", "Cannot post to own session")
-        image = decode_image(image_data) if image_data is not None else None
+        image = decode_image(image_data) if image_data else None  # the page sends "" without an image
         if applet_state:
             self.workbench.state.merge(applet_state)
         if applet_navigation is not None:
@@ -323,14 +323,17 @@ def models_from_catalog(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     ``cost`` is Caco's premium-request multiplier; nothing here bills by request, so it is 0
     for local models and 1 for cloud ones (the page marks 0 as "free").
     """
-    models: list[dict[str, Any]] = []
-    for provider, names in (snapshot.get("providers") or {}).items():
-        for name in names:
-            models.append(
-                {
-                    "id": f"{provider}:{name}",
-                    "name": f"{name} ({provider})",
-                    "cost": 0 if provider in ("local", "ollama") else 1,
-                }
-            )
-    return models
+    pairs = [(provider, name) for provider, names in (snapshot.get("providers") or {}).items() for name in names]
+    active = snapshot.get("active") or {}
+    if active.get("provider") and (active["provider"], active.get("model")) not in pairs:
+        # The default model (the preferences' lastModel) is listed even when its provider's list
+        # lacks it: the page highlights the preferred model only if it is in the list.
+        pairs.insert(0, (active["provider"], active.get("model") or ""))
+    return [
+        {
+            "id": f"{provider}:{name}",
+            "name": f"{name} ({provider})",
+            "cost": 0 if provider in ("local", "ollama") else 1,
+        }
+        for provider, name in pairs
+    ]

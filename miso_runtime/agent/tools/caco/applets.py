@@ -20,26 +20,37 @@ HOWTO = """\
 # Applets
 
 An applet is a small HTML/JavaScript/CSS app that the chat page runs in its applet panel. Save one
-with `save_applet`: a slug (lowercase letters, digits and inner hyphens, e.g. `unit-converter`), a
-name, an optional description, and its code:
+with `save_applet`: a slug (lowercase letters, digits and inner hyphens, at most 64 characters,
+e.g. `unit-converter`), a name, an optional description, and its code. The store keeps each
+applet as a folder of files: `meta.json` (slug, name, description, createdAt, updatedAt; written
+for you), `content.html`, and `script.js` and `style.css` when given:
 
-- `html`: an HTML fragment (no `<html>`, `<head>` or `<body>`), placed in the panel;
-- `js` (optional): plain JavaScript run after the HTML is in place; define handlers as global
-  functions and use `onclick="name()"` attributes;
-- `css` (optional): styles for the fragment.
+- `html`: an HTML fragment (no `<html>`, `<head>` or `<body>`), placed in the applet's container;
+- `js` (optional): plain JavaScript, run once the HTML is in place. The page wraps it in a
+  function, so what it declares is local to it: attach handlers from the script
+  (`appletContainer.querySelector('#add').addEventListener('click', add)`), or assign a function to
+  `window` (`window.add = add`) before naming it in an `onclick="add()"` attribute;
+- `css` (optional): styles. They apply to the whole page, so scope the selectors under a class of
+  the applet's own.
 
-Each save replaces the whole applet and is kept in the applet history, so send every file each time.
+Each save replaces the whole applet (a file left out is removed) and is kept in the applet's
+history, so send every file each time.
 
-## What the applet's JavaScript can call
+## What the applet's JavaScript can use
 
+- `appletContainer`: the applet's element; look elements up in it (`appletContainer.querySelector`).
 - `setAppletState(object)`: store values for you to read with `get_applet_state` (passive: you read
   them when you need them).
-- `sendAgentMessage(prompt)`: send you a message now; it arrives marked `[applet:<slug>]` and you
+- `sendAgentMessage(prompt, {imageData})`: send you a message now (a promise; `imageData`, optional,
+  is an image data URL such as `canvas.toDataURL()`). It arrives marked `[applet:<slug>]` and you
   answer it in the chat (active: use it when the applet needs you to act).
-- `onStateUpdate(callback)`: called with the data you push with `set_applet_state`.
-- `loadApplet(slug)` opens another applet; `listApplets()` resolves to the saved applets.
-- `getAppletUrlParams()`, `updateAppletUrlParam(key, value)`, `getAppletSlug()`, `getSessionId()`.
-- `appletContainer` is the element the applet lives in.
+- `onStateUpdate(callback)`: `callback(data)` runs with what you push with `set_applet_state`.
+- `listApplets()`: resolves to the saved applets (`slug`, `name`, `description`, `updatedAt`).
+- `getAppletSlug()`, `getAppletUrlParams()`, `updateAppletUrlParam(key, value)`, `getSessionId()`,
+  `registerKeyHandler(slug, handler)` (key presses while this applet is shown).
+- There is no `loadApplet()` function: open another applet with a link,
+  `<a href="?applet=other-slug&key=value">`; the extra parameters reach it through
+  `getAppletUrlParams()`.
 
 ## After saving
 
