@@ -12,6 +12,7 @@ own ``MISO_*`` variables (settings, keys, the sidecar's token), with pagers and 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ...constants import (
@@ -25,7 +26,7 @@ from ...constants import (
 from ..messages import Cancelled, ToolSpec
 from .base import ToolContext, ToolError, ToolOutcome, failure, success
 from .paths import resolve_inside
-from .processes import run_shell
+from .processes import CommandRun, run_shell
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -91,6 +92,28 @@ def shown_in_result(text: str) -> str:
     return text[:AGENT_RESULT_STREAM_CHARS] + f"\n... ({len(text) - AGENT_RESULT_STREAM_CHARS} more characters cut) ..."
 
 
+def run_agent_command(
+    command: str, workdir: Path, ctx: ToolContext, *, timeout_s: float, max_output_bytes: int
+) -> CommandRun:
+    """Run ``command`` as every agent tool does: its own process group, reported to ``ctx``, no
+    ``MISO_*`` variables, pagers and git prompts off. Raises :class:`Cancelled` when the task's
+    cancel stopped it, and ``OSError`` when the shell could not start."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(AGENT_COMMAND_ENV_DROP_PREFIXES)}
+    env.update(AGENT_COMMAND_ENV)
+    run = run_shell(
+        command,
+        workdir,
+        timeout_s=timeout_s,
+        max_output_bytes=max_output_bytes,
+        cancel=ctx.cancel,
+        env=env,
+        on_group=ctx.on_process_group,
+    )
+    if run.ended == "cancelled":
+        raise Cancelled()
+    return run
+
+
 class ExecuteCommand:
     spec = ToolSpec(name="execute_command", description=DESCRIPTION, schema=SCHEMA)
 
@@ -113,22 +136,12 @@ class ExecuteCommand:
                     raise ToolError(f"Error: working directory not found: {args['working_directory']}")
         except ToolError as exc:
             return failure(str(exc))
-        env = {key: value for key, value in os.environ.items() if not key.startswith(AGENT_COMMAND_ENV_DROP_PREFIXES)}
-        env.update(AGENT_COMMAND_ENV)
         try:
-            run = run_shell(
-                command,
-                workdir,
-                timeout_s=timeout_ms / 1000,
-                max_output_bytes=AGENT_COMMAND_MAX_OUTPUT_BYTES,
-                cancel=ctx.cancel,
-                env=env,
-                on_group=ctx.on_process_group,
+            run = run_agent_command(
+                command, workdir, ctx, timeout_s=timeout_ms / 1000, max_output_bytes=AGENT_COMMAND_MAX_OUTPUT_BYTES
             )
         except OSError as exc:
             return failure(f"Failed to execute command '{command}': {exc}")
-        if run.ended == "cancelled":
-            raise Cancelled()
         stdout = run.stdout.decode("utf-8", errors="replace")
         stderr = run.stderr.decode("utf-8", errors="replace")
         if run.ended == "timed_out":

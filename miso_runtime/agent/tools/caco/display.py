@@ -11,15 +11,13 @@ every other tool of the agent.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from ....constants import AGENT_COMMAND_ENV, AGENT_COMMAND_ENV_DROP_PREFIXES
-from ...messages import Cancelled, ToolSpec
+from ...messages import ToolSpec
 from ..base import ToolContext, ToolError, ToolOutcome, failure, success
+from ..commands import run_agent_command
 from ..paths import resolve_inside
-from ..processes import run_shell
 from .embeds import PROVIDERS, embed_for
 from .env import RESULT_OUTPUT_ID, CacoToolEnv
 
@@ -154,22 +152,12 @@ class RunAndDisplay:
         workdir = ctx.cwd if args.get("cwd") is None else resolve_inside(ctx.cwd, args["cwd"], what="cwd")
         if not workdir.is_dir():
             raise ToolError(f"Error: working directory not found: {args.get('cwd')}")
-        env = {key: value for key, value in os.environ.items() if not key.startswith(AGENT_COMMAND_ENV_DROP_PREFIXES)}
-        env.update(AGENT_COMMAND_ENV)
         try:
-            run = run_shell(
-                command,
-                workdir,
-                timeout_s=RUN_TIMEOUT_S,
-                max_output_bytes=RUN_MAX_OUTPUT_BYTES,
-                cancel=ctx.cancel,
-                env=env,
-                on_group=ctx.on_process_group,
+            run = run_agent_command(
+                command, workdir, ctx, timeout_s=RUN_TIMEOUT_S, max_output_bytes=RUN_MAX_OUTPUT_BYTES
             )
         except OSError as exc:
             return failure(f"Failed to run '{command}': {exc}")
-        if run.ended == "cancelled":
-            raise Cancelled()
         stdout = run.stdout.decode("utf-8", errors="replace")
         stderr = run.stderr.decode("utf-8", errors="replace")
         shown = stdout + (f"\n--- stderr ---\n{stderr}" if stderr else "")
