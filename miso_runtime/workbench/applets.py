@@ -27,6 +27,7 @@ from typing import Any, Iterator
 from .. import constants
 from ..errors import MisoError
 from ..settings_files import write_atomic
+from .timestamps import iso_time
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +35,6 @@ _SLUG = re.compile(constants.CACO_APPLET_SLUG_PATTERN)
 FILES = {"meta": "meta.json", "html": "content.html", "js": "script.js", "css": "style.css"}
 #: Who the applet repository's commits are by (never the user's own git identity).
 COMMITTER = ("Miso runtime", "miso-runtime@localhost")
-
-
-def _iso_now() -> str:
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 def check_slug(slug: Any) -> str:
@@ -194,7 +190,7 @@ class AppletStore:
                 except MisoError:
                     created = None
             folder.mkdir(parents=True, exist_ok=True)
-            now = _iso_now()
+            now = iso_time()
             meta = {
                 "slug": slug,
                 "name": name,

@@ -20,9 +20,10 @@ import string
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from .timestamps import iso_time
 
 #: Caco's id form: ``out_<ms since epoch>_<6 base36 characters>``. An id is checked against it
 #: (whole, with ``fullmatch``) before it names a file, so no id can reach outside ``root``.
@@ -39,12 +40,6 @@ class StoredOutput:
 
 def _new_id() -> str:
     return f"out_{int(time.time() * 1000)}_{''.join(secrets.choice(_BASE36) for _ in range(6))}"
-
-
-def _iso_now() -> str:
-    """Now as JavaScript's ``toISOString()`` writes it: UTC, milliseconds, ``Z``."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -74,7 +69,7 @@ class OutputStore:
             raise ValueError("an output's metadata must name its type")
         self.root.mkdir(parents=True, exist_ok=True)
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        described = {**metadata, "type": kind, "createdAt": _iso_now()}
+        described = {**metadata, "type": kind, "createdAt": iso_time()}
         output_id = _new_id()
         while (self.root / f"{output_id}.meta.json").exists():  # the same millisecond and the same 31 bits
             output_id = _new_id()

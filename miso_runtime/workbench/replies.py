@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..agent.tools.caco.env import RESULT_OUTPUT_ID, RESULT_RELOAD, RESULT_STATE_SESSION, RESULT_STATE_UPDATE
+from .timestamps import iso_time
 
 Send = Callable[[dict[str, Any]], None]
 
@@ -32,12 +32,6 @@ _PREFIX = re.compile(r"^\[(applet|agent):([^\]\s]+)\] ", re.DOTALL)
 #: Longest ``details`` of a tool-result activity (the page shows it folded; a command's whole
 #: output would make every broadcast heavy).
 ACTIVITY_DETAILS_MAX_CHARS = 4000
-
-
-def iso_time(ms: int) -> str:
-    """JavaScript's ``toISOString()`` of ``ms`` (milliseconds since the epoch, UTC)."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def prefixed_prompt(prompt: str, source: str, applet_slug: str | None, from_session: str | None) -> str:

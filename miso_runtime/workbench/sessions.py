@@ -34,6 +34,7 @@ from ..tasks.service import TaskConflict, TaskRecord, TaskService
 from . import replies
 from .replies import ReplyTracker, prefixed_prompt, user_message
 from .service import Workbench
+from .timestamps import iso_time
 
 logger = logging.getLogger(__name__)
 
@@ -123,15 +124,19 @@ class CacoSessions:
                     "sessionId": record.id,
                     "cwd": record.cwd or None,
                     "summary": record.name or None,
-                    "updatedAt": replies.iso_time(record.updated),
+                    "updatedAt": iso_time(record.updated),
                 }
             )
         return {
             "activeSessionId": self.active_session(),
             "currentCwd": str(self.workbench.workspace_root),
             "grouped": grouped,
-            "models": self._models(),
+            "models": self.models(),
         }
+
+    def models(self) -> list[dict[str, Any]]:
+        """The models a session can run on (``{id, name, cost}``)."""
+        return self._models()
 
     def state(self, session_id: str) -> dict[str, Any]:
         """``GET /api/sessions/:id/state`` (``streaming`` while a reply is being written: ours)."""

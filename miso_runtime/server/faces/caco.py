@@ -131,7 +131,7 @@ def post_message(session_id: str, body: PostMessageBody):
 @endpoint(Access.READ, tags=TAGS)
 def models():
     """The models a session can run on (``multiplier``, where ``/sessions`` says ``cost``)."""
-    listed = runtime().caco.listing()["models"]
+    listed = _caco().models()
     return _json({"models": [{"id": m["id"], "name": m["name"], "multiplier": m["cost"]} for m in listed]})
 
 
