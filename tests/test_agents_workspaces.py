@@ -385,7 +385,12 @@ def test_scan_finds_removed_added_and_switched_workspaces(make, remote: Remote, 
     assert [(ws.id, ws.branch, ws.repo, ws.path) for ws in result.added] == [
         ("remote-007", "by-hand", remote.url, str(root / "remote-007"))
     ]
-    assert [(ws.id, ws.branch) for ws in result.updated] == [(kept.id, "switched")]
+    assert [(old.id, old.branch, new.branch) for old, new in result.updated] == [(kept.id, "kept", "switched")]
+    body = result.to_contract()
+    assert [w["id"] for w in body["added"]] == ["remote-007"] and [w["id"] for w in body["removed"]] == [gone.id]
+    assert body["updated"] == [
+        {"old": {**body["updated"][0]["old"], "branch": "kept"}, "new": {**body["updated"][0]["old"], "branch": "switched"}}
+    ]
     assert [ws.id for ws in manager.list()] == [kept.id, "remote-007"]
     saved = json.loads((tmp_path / "agents-workspaces.json").read_text())
     assert [w["id"] for w in saved["workspaces"]] == [kept.id, "remote-007"]

@@ -105,6 +105,11 @@ def test_spawn_a_new_workspace_with_prompted_and_command_targets(side, remote, s
     assert session["running"] is True and session["target"] == "agent"
     assert session["attach_cmd"] == f"tmux -L {socket_name} attach -t {session['id']}"
     assert set(listed) >= {"git_ahead", "git_behind", "git_lines_added", "git_lines_removed", "git_files_changed"}
+    # What schmux's dashboard reads beside the counts (a local remote has no branch page: no branch_url).
+    listed = wait_until(lambda: (w := workspace(side, "app-001")).get("default_branch") and w)  # from the git status
+    assert listed["default_branch"] == "main" and "branch_url" not in listed and "git_branch_url" not in listed
+    assert listed["commits_synced_with_remote"] is False  # feature-a is not on origin
+    assert "nickname" not in session or session["nickname"]
 
     # A command target runs once, whatever the count, in the existing workspace, without git:
     # it works with the remote gone.
@@ -200,7 +205,10 @@ def test_scan_reconciles_with_the_disk(side, remote, data_dir):
     workspace_id = created[0]["workspace_id"]
     side.post(f"/api/sessions/{created[0]['session_id']}/dispose")
     subprocess.run(["rm", "-rf", str(data_dir / "workspaces" / workspace_id)], check=True)
-    assert side.post("/api/workspaces/scan").json() == {"added": 0, "removed": 1, "updated": 0}
+    scanned = side.post("/api/workspaces/scan").json()
+    # Lists of workspaces, as schmux's dashboard reads them ("no changes" only when all three are empty).
+    assert scanned["added"] == [] and scanned["updated"] == []
+    assert [(w["id"], w["branch"]) for w in scanned["removed"]] == [(workspace_id, "scan-me")]
     assert all(w["id"] != workspace_id for w in side.get("/api/sessions").json())
 
 

@@ -6,6 +6,7 @@ import re
 import subprocess
 import time
 import uuid
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -248,7 +249,30 @@ def test_dashboard_sends_the_state_then_each_change(side, remote):
         board.wait_messages(lambda ms: shows(ms, lambda s: s["id"] == session_id), timeout=5)
         side.http.put(f"/api/sessions-nickname/{session_id}", json={"nickname": "dashed"}, headers=side.auth)
         board.wait_messages(
-            lambda ms: shows(ms, lambda s: s["id"] == session_id and s["nickname"] == "dashed"), timeout=5
+            lambda ms: shows(ms, lambda s: s["id"] == session_id and s.get("nickname") == "dashed"), timeout=5
         )
     finally:
         board.close()
+
+
+def test_a_disposed_session_ends_its_terminal_with_an_append_the_dashboard_shows(side, remote):
+    spawned = side.post("/api/spawn", json={"repo": str(remote), "branch": "ending", "targets": {"shell": 1}}).json()
+    session_id = spawned[0]["session_id"]
+    client = terminal(side, session_id)
+    try:
+        client.wait_messages(lambda ms: ms and ms[0]["type"] == "full")
+        assert side.post(f"/api/sessions/{session_id}/dispose").status_code == 200
+        client.wait_messages(lambda ms: "[Session ended]" in client.text())
+        last = client.messages[-1]
+        # schmux's dashboard knows full/append/reconnect/displaced only: the end is written into the terminal.
+        assert last["type"] == "append" and last["content"] == "\n[Session ended]"
+        assert all(m["type"] in ("full", "append") for m in client.messages)
+    finally:
+        client.close()
+
+
+def test_times_leave_as_rfc3339_with_their_offset(side, shell_session):
+    session = next(s for w in side.get("/api/sessions").json() for s in w["sessions"] if s["id"] == shell_session)
+    created = datetime.fromisoformat(session["created_at"].replace("Z", "+00:00"))
+    assert session["created_at"].endswith("Z") and created.tzinfo is not None
+    assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 600  # seconds ago, wherever the browser is

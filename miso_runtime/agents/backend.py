@@ -27,6 +27,7 @@ from .config import AgentsConfig
 from .git_status import GitStatus, StatusCache
 from .spawn import PlannedSession
 from .tmux_sessions import SessionInfo, TmuxSessions, session_name_for
+from .workspace_locks import WorkspaceLocks
 from .workspaces import WorkspaceError, WorkspaceManager
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,27 @@ class SessionRecord:
     branch: str
     nickname: str | None = None
     prompt: str | None = None
+    #: The last NudgeNik answer or agent signal, as schmux stores it: a JSON text, ``None`` when clear.
+    nudge: str | None = None
+    #: Rises with every agent signal that asks for attention (the dashboard plays a sound on a rise).
+    nudge_seq: int = 0
+
+    def nudge_fields(self) -> dict[str, Any]:
+        """``nudge_state``, ``nudge_summary`` and ``nudge_seq`` of the session item (each omitted when empty)."""
+        fields: dict[str, Any] = {}
+        if self.nudge:
+            try:
+                parsed = json.loads(self.nudge)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                if parsed.get("state"):
+                    fields["nudge_state"] = str(parsed["state"])
+                if parsed.get("summary"):
+                    fields["nudge_summary"] = str(parsed["summary"])
+        if self.nudge_seq:
+            fields["nudge_seq"] = self.nudge_seq
+        return fields
 
 
 class SessionRecords:
@@ -82,7 +104,8 @@ class SessionRecords:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") if moment else None
+    """RFC 3339 in UTC with its ``Z``, as Go's ``time.Time`` marshals: a browser reads it as UTC."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
 class AgentsBackend:
@@ -102,8 +125,26 @@ class AgentsBackend:
         self.records = records
         self._on_change = on_change
         self._lock = threading.RLock()
+        #: Held by every operation that changes a worktree (git operations, syncs, overlays).
+        self.locks = WorkspaceLocks()
+        #: A workspace's previews for the dashboard (set by the preview manager; none without one).
+        self.previews_of: Callable[[str], list[dict[str, Any]]] = lambda _workspace_id: []
+        #: More workspace fields (``conflict_on_branch`` of a sync, ``quick_launch``), by other modules.
+        self.workspace_extras: Callable[[str], dict[str, Any]] = lambda _workspace_id: {}
+        #: Called with a workspace id after the workspace is gone (disposed or dropped by a scan).
+        self.on_workspace_removed: list[Callable[[str], None]] = []
         poll_s = max(0.5, config.sessions.git_status_poll_interval_ms / 1000)
         self.git = StatusCache(poll_s, lambda workspace_id: self.workspaces.git_status(workspace_id))
+
+    def changed(self, workspace_id: str | None = None) -> None:
+        """Something the dashboard shows changed (outside this class): refresh the workspace's git
+        status now (when one is named) and publish the state."""
+        if workspace_id is not None:
+            try:
+                self.git.refresh_now(workspace_id)
+            except Exception as exc:  # noqa: BLE001 - a failed refresh shows at the next poll
+                logger.debug("status refresh of %s failed: %s", workspace_id, exc)
+        self._on_change()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -118,17 +159,15 @@ class AgentsBackend:
             info = live.get(session_name_for(record.id))
             if info is None:
                 continue  # gone from tmux (killed outside); dropped at the next dispose or scan
-            entry: dict[str, Any] = {
-                "id": record.id,
-                "target": record.target,
-                "branch": record.branch,
-                "nickname": record.nickname,
-                "created_at": _iso(info.created_at),
-                "running": info.running,
-                "attach_cmd": info.attach_cmd,
-            }
+            entry: dict[str, Any] = {"id": record.id, "target": record.target, "branch": record.branch}
+            if record.nickname:
+                entry["nickname"] = record.nickname
+            entry["created_at"] = _iso(info.created_at)
             if info.last_output_at is not None:
                 entry["last_output_at"] = _iso(info.last_output_at)
+            entry["running"] = info.running
+            entry["attach_cmd"] = info.attach_cmd
+            entry.update(record.nudge_fields())
             by_workspace.setdefault(record.workspace_id, []).append(entry)
         answer = []
         for workspace in self.workspaces.list():
@@ -142,19 +181,25 @@ class AgentsBackend:
             )
             sessions = sorted(by_workspace.get(workspace.id, []), key=lambda s: s["created_at"] or "")
             branch = status.branch if status else workspace.branch
-            entry = {
-                "id": workspace.id,
-                "repo": workspace.repo,
-                "branch": branch,
-                "path": workspace.path,
-                "session_count": len(sessions),
-                **git_fields,
-                "sessions": sessions,
-                "previews": [],
-            }
-            url = branch_url(workspace.repo, branch)
+            # The link only for a branch that exists on origin (schmux checks; a local-only branch 404s).
+            url = branch_url(workspace.repo, branch) if status and status.remote_branch_exists else None
+            for session in sessions:
+                session["branch"] = branch
+                if url:
+                    session["branch_url"] = url
+            # Key order and omissions as schmux's WorkspaceResponseItem.
+            entry = {"id": workspace.id, "repo": workspace.repo}
+            if status and status.default_branch:
+                entry["default_branch"] = status.default_branch
+            entry["branch"] = branch
             if url:
-                entry["git_branch_url"] = url
+                entry["branch_url"] = url
+            entry.update(path=workspace.path, session_count=len(sessions), sessions=sessions, **git_fields)
+            entry.update(self.workspace_extras(workspace.id))
+            entry["commits_synced_with_remote"] = bool(status and status.synced_with_remote)
+            previews = self.previews_of(workspace.id)
+            if previews:
+                entry["previews"] = previews
             answer.append(entry)
         return answer
 
@@ -244,12 +289,21 @@ class AgentsBackend:
             self.tmux.kill(session_name_for(record.id))
             self.records.drop(record.id)
         self.workspaces.dispose(workspace_id)
-        self.git.forget(workspace_id)
+        self._workspace_removed(workspace_id)
         self._on_change()
         answer: dict[str, Any] = {"status": "ok"}
         if with_sessions:
             answer["sessions_disposed"] = len(sessions)
         return answer
+
+    def _workspace_removed(self, workspace_id: str) -> None:
+        self.git.forget(workspace_id)
+        self.locks.forget(workspace_id)
+        for listener in self.on_workspace_removed:
+            try:
+                listener(workspace_id)
+            except Exception:  # noqa: BLE001 - one module's cleanup must not stop the others'
+                logger.exception("cleanup after workspace %s failed", workspace_id)
 
     def rename(self, session_id: str, nickname: str) -> dict[str, Any]:
         record = self.records.get(session_id)
@@ -263,15 +317,17 @@ class AgentsBackend:
         self._on_change()
         return {"status": "ok"}
 
-    def scan(self) -> dict[str, int]:
+    def scan(self) -> dict[str, list[dict[str, Any]]]:
         result = self.workspaces.scan()
         live = self._sessions_by_name()
         known = {w.id for w in self.workspaces.list()}
         for record in self.records.all():
             if record.workspace_id not in known or session_name_for(record.id) not in live:
                 self.records.drop(record.id)
+        for ws in result.removed:
+            self._workspace_removed(ws.id)
         self._on_change()
-        return result.counts()
+        return result.to_contract()
 
     def session_status(self, session_id: str) -> dict[str, Any]:
         """Whether a session is known and whether its command still runs (``/ws/terminal`` asks first)."""

@@ -62,7 +62,16 @@ class GitStatus:
     lines_removed: int
     files_changed: int
     dirty: bool
+    #: Whether ``origin/<branch>`` exists (the dashboard links the branch only then).
+    remote_branch_exists: bool = False
+    #: Whether ``HEAD`` is exactly ``origin/<branch>`` (schmux's ``commits_synced_with_remote``).
+    synced_with_remote: bool = False
     computed_at: float = field(default_factory=time.time)
+
+    @property
+    def default_branch(self) -> str:
+        """The remote's default branch (``main`` of ``origin/main``), ``""`` without a remote HEAD."""
+        return self.base.removeprefix("origin/")
 
     def to_contract(self) -> dict[str, int]:
         """The ``git_*`` fields of a workspace in ``GET /api/sessions``."""
@@ -154,6 +163,11 @@ def compute_git_status(
     changed, untracked = parse_porcelain_z(git("status", "--porcelain=v1", "-z", "--untracked-files=all") or "")
     for rel in untracked:
         added += count_text_lines(path / rel, untracked_max_bytes)
+    remote_exists = synced = False
+    if branch and branch != "HEAD":
+        remote_head = git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}", check=False)
+        remote_exists = bool(remote_head and remote_head.strip())
+        synced = remote_exists and (git("rev-parse", "HEAD", check=False) or "").strip() == remote_head.strip()
     return GitStatus(
         branch=branch,
         base=base_ref.removeprefix("refs/remotes/"),
@@ -163,6 +177,8 @@ def compute_git_status(
         lines_removed=removed,
         files_changed=files + len(untracked),
         dirty=bool(changed or untracked),
+        remote_branch_exists=remote_exists,
+        synced_with_remote=synced,
     )
 
 

@@ -13,7 +13,7 @@ import threading
 from dataclasses import asdict
 from typing import Any, Callable, Protocol
 
-from workers.protocol.agents import AgentsState
+from workers.protocol.agents import AgentsConflicts, AgentsState
 
 from .. import constants
 from .config import AgentsConfigStore
@@ -37,6 +37,7 @@ class AgentsService:
         self._publish = publish
         self._lock = threading.Lock()
         self._state: list[dict[str, Any]] | None = None
+        self._conflicts: list[dict[str, Any]] | None = None
 
     # --- state ------------------------------------------------------------------------------
 
@@ -45,6 +46,22 @@ class AgentsService:
             with self._lock:
                 self._state = event.workspaces
             self._publish(constants.EVENT_AGENTS_STATE, {"workspaces": event.workspaces})
+        elif isinstance(event, AgentsConflicts):
+            with self._lock:
+                self._conflicts = event.states
+            self._publish(constants.EVENT_AGENTS_CONFLICTS, {"states": event.states})
+
+    def last_conflicts(self) -> list[dict[str, Any]]:
+        """The resolve-conflict states the worker published last (``/ws/dashboard``), else asked of it."""
+        with self._lock:
+            conflicts = self._conflicts
+        if conflicts is not None:
+            return conflicts
+        try:
+            return self._rpc.call("sync_conflict_states", CALL_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - the dashboard still gets its sessions
+            logger.debug("no conflict states from the agents worker: %s", exc)
+            return []
 
     def sessions(self) -> list[dict[str, Any]]:
         """``GET /api/sessions``, asked of the worker (fresh, git fields from its cache)."""
@@ -85,7 +102,7 @@ class AgentsService:
             return {"conflict": False}
         return self._rpc.call("check_branch_conflict", CALL_TIMEOUT_S, repo=repo, branch=branch)
 
-    def scan(self) -> dict[str, int]:
+    def scan(self) -> dict[str, list[dict[str, Any]]]:
         return self._rpc.call("scan", CALL_TIMEOUT_S * 4)
 
     def dispose_session(self, session_id: str) -> dict[str, Any]:
@@ -101,6 +118,10 @@ class AgentsService:
 
     def session_status(self, session_id: str) -> dict[str, Any]:
         return self._rpc.call("session_status", CALL_TIMEOUT_S, session_id=session_id)
+
+    def call(self, method: str, timeout_s: float = CALL_TIMEOUT_S, **args: Any) -> Any:
+        """Any published method of the agents worker (the git, sync and preview operations)."""
+        return self._rpc.call(method, timeout_s, **args)
 
     def config_saved(self) -> None:
         """Tell the worker to read the config again (a down worker reads it when it starts)."""

@@ -424,7 +424,8 @@ class TerminalEvent:
     """One message for a terminal client.
 
     ``type`` is ``full``, ``append``, ``reconnect`` or ``displaced`` (the contract's), or
-    ``closed`` (the session's terminal ended; a face closes the socket). ``seq`` is the last
+    ``closed`` (the session's terminal ended; sent as schmux's ``append`` of "[Session ended]",
+    after which a face closes the socket). ``seq`` is the last
     chunk the client has once it applied this message; ``data`` the raw bytes of an append;
     ``epoch`` names the numbered stream a ``full`` begins.
     """
@@ -439,6 +440,9 @@ class TerminalEvent:
     def to_message(self) -> dict[str, object]:
         """The JSON object of the ``/ws/terminal`` contract, plus ``seq`` (and ``epoch`` on
         ``full``) for reconnects."""
+        if self.type == "closed":
+            # schmux's dashboard knows no ``closed``: its server writes the end into the terminal.
+            return {"type": "append", "content": constants.TERMINAL_SESSION_ENDED_TEXT, "seq": self.seq}
         message: dict[str, object] = {"type": self.type, "content": self.content, "seq": self.seq}
         if self.type == "full":
             message["epoch"] = self.epoch

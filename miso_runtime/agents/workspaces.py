@@ -108,11 +108,24 @@ class ScanResult:
 
     added: list[Workspace] = field(default_factory=list)
     removed: list[Workspace] = field(default_factory=list)
-    updated: list[Workspace] = field(default_factory=list)
+    #: ``(before, after)`` of each workspace whose branch changed.
+    updated: list[tuple[Workspace, Workspace]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        """The body of ``POST /api/workspaces/scan``."""
+        """How many of each, for the log."""
         return {"added": len(self.added), "removed": len(self.removed), "updated": len(self.updated)}
+
+    def to_contract(self) -> dict[str, list[dict[str, str]]]:
+        """The body of ``POST /api/workspaces/scan``: the workspaces themselves, as schmux's dashboard reads them."""
+
+        def item(ws: Workspace) -> dict[str, str]:
+            return {"id": ws.id, "repo": ws.repo, "branch": ws.branch, "path": ws.path}
+
+        return {
+            "added": [item(ws) for ws in self.added],
+            "updated": [{"old": item(old), "new": item(new)} for old, new in self.updated],
+            "removed": [item(ws) for ws in self.removed],
+        }
 
 
 # --- git ------------------------------------------------------------------------------------
@@ -402,7 +415,7 @@ class WorkspaceManager:
                 branch = self._current_branch(path)
                 if branch is not None and branch != ws.branch:
                     self._workspaces[ws.id] = replace(ws, branch=branch)
-                    result.updated.append(self._workspaces[ws.id])
+                    result.updated.append((ws, self._workspaces[ws.id]))
             known_paths = {ws.path for ws in self._workspaces.values()}
             for child in self._candidate_dirs():
                 if str(child) in known_paths:
