@@ -871,3 +871,165 @@ CACO_IMAGE_MAX_BYTES = 8 * 1024 * 1024
 CACO_MESSAGE_MAX_BODY_BYTES = 12 * 1024 * 1024
 #: Frames a page's socket may have waiting: a reply's deltas are dropped first when it lags.
 CACO_WS_QUEUE = 4096
+
+# --- schmux terminal (agents part 2) ---
+#: What a terminal client is sent when its session ends: schmux writes this into the terminal.
+TERMINAL_SESSION_ENDED_TEXT = "\n[Session ended]"
+
+# --- schmux sync: linear sync, conflict resolution, overlays (agents part "sync") ---
+#: File (in the data dir) with the resolve-conflict states and each workspace's ``conflict_on_branch``.
+AGENT_CONFLICTS_FILE_NAME = "agents-conflicts.json"
+#: Folder (in the data dir) of the overlay files, one ``<repo name>`` folder per configured repo.
+OVERLAYS_DIR_NAME = "overlays"
+#: Bus event of the resolve-conflict states (feeds ``/ws/dashboard`` beside ``EVENT_AGENTS_STATE``).
+EVENT_AGENTS_CONFLICTS = "agents:conflicts"
+#: Milliseconds a conflict-resolving one-shot call may take when ``conflict_resolve.timeout_ms`` is unset.
+CONFLICT_RESOLVE_TIMEOUT_MS = 120_000
+#: Characters of a failed one-shot answer kept in a step's ``summary`` (schmux keeps 2000).
+CONFLICT_RESOLVE_RAW_SUMMARY_CHARS = 2000
+#: Characters of a pre-commit hook's output in ``pre_commit_error_detail`` (schmux keeps 300).
+PRE_COMMIT_DETAIL_CHARS = 300
+#: Rounds of ``git rebase --continue`` one resolution may take before it gives up (a guard
+#: against a rebase that never finishes; one round per replayed commit).
+CONFLICT_RESOLVE_MAX_ROUNDS = 500
+#: The WIP commit a sync makes to carry uncommitted work through a rebase: ``WIP: <unix ns>``.
+WIP_COMMIT_PREFIX = "WIP: "
+
+# --- web pages: users' builds of schmux, Maria and Caco on loopback ports of their own ---
+#: The pages whose builds the runtime can serve (the settings ``pages_<name>`` name their folders).
+PAGE_NAMES = ("schmux", "maria", "caco")
+#: Pages listen on this address only, whatever ``host`` the API binds.
+PAGES_HOST = "127.0.0.1"
+#: Each page's session cookie is named ``miso_page_<name>``: browsers key cookies by host, not by
+#: port, so one shared name would let the pages on 127.0.0.1 overwrite each other's.
+PAGE_COOKIE_PREFIX = "miso_page_"
+#: Random bytes in a page session id.
+PAGE_SESSION_BYTES = 32
+#: Sessions kept per page; the oldest goes first (each login with ``?token=`` opens one).
+PAGE_SESSIONS_MAX = 64
+#: WSGI environ keys the pages' wrapper sets for the guard (a client cannot set environ keys).
+PAGE_ENVIRON = "miso.page"
+PAGE_TOKEN_ENVIRON = "miso.page_token"
+#: ``app.extensions`` key of the served pages' addresses (``{name: url}``), for ``/v1/status``.
+PAGES_EXTENSION = "miso.pages"
+
+# --- schmux git operations: diff, external diff, VS Code, git graph, stage/amend/discard/uncommit ---
+
+#: Bytes of a file's old (HEAD) or new (worktree) text that ``GET /api/diff`` sends (schmux's cap).
+GITOPS_DIFF_CONTENT_MAX_BYTES = 1024 * 1024
+#: Bytes git itself looks at to call a file binary (a NUL among them), for untracked files.
+GITOPS_BINARY_SNIFF_BYTES = 8000
+#: ``git-graph`` defaults: commits shown in all, main's commits before the fork point, and the
+#: most commits read from HEAD; the query may raise the first two up to the cap.
+GITOPS_GRAPH_MAX_TOTAL = 200
+GITOPS_GRAPH_MAIN_CONTEXT = 5
+GITOPS_GRAPH_MAX_LOCAL = 50
+GITOPS_GRAPH_LIMIT_CAP = 10_000
+#: How many git timeouts (``sessions.git_status_timeout_ms``) a read call may spend: the status
+#: refresh before it runs several commands, each with that limit, then its own share one.
+GITOPS_READ_TIMEOUT_BUDGETS = 8
+#: Temp folders of ``/api/diff-external`` (the HEAD copies a diff tool opens), and how long they
+#: stay when the config sets no ``external_diff_cleanup_after_ms`` (schmux's default, one hour).
+GITOPS_DIFFTOOL_TEMP_PREFIX = "miso-difftool-"
+GITOPS_DIFFTOOL_CLEANUP_AFTER_MS = 3_600_000
+#: Seconds the search for VS Code's ``code`` command may take (shells read their rc files).
+GITOPS_VSCODE_LOOKUP_TIMEOUT_S = 5.0
+#: Where VS Code's ``code`` is installed when neither PATH nor a shell knows it (``~`` expanded).
+GITOPS_VSCODE_KNOWN_LOCATIONS: dict[str, tuple[str, ...]] = {
+    "darwin": (
+        "/Applications/Visual Studio Code.app/Contents/Resources/app/bin/code",
+        "/Applications/Visual Studio Code - Insiders.app/Contents/Resources/app/bin/code-insiders",
+        "~/Applications/Visual Studio Code.app/Contents/Resources/app/bin/code",
+        "~/Applications/Visual Studio Code - Insiders.app/Contents/Resources/app/bin/code-insiders",
+    ),
+    "linux": ("/usr/bin/code", "/usr/share/code/bin/code", "/snap/bin/code", "~/.local/bin/code"),
+}
+
+# --- schmux settings: config keys, model and auth secrets, update, remote not configured ---
+#: File (in the data dir, mode 0600) of the model API keys and the GitHub OAuth secrets.
+AGENTS_SECRETS_FILE_NAME = "agents-secrets.json"
+#: Default ``conflict_resolve.timeout_ms`` (schmux's ``DefaultConflictResolveTimeoutMs``).
+AGENTS_CONFLICT_RESOLVE_TIMEOUT_MS = 300_000
+#: Default ``external_diff_cleanup_after_ms``: how long a diff tool's temp copies stay (one hour).
+AGENTS_EXTERNAL_DIFF_CLEANUP_MS = 3_600_000
+#: Default preview limits (``network.preview_*``): per workspace, in all, and the idle time, ms.
+AGENTS_PREVIEW_MAX_PER_WORKSPACE = 3
+AGENTS_PREVIEW_MAX_GLOBAL = 20
+AGENTS_PREVIEW_IDLE_TIMEOUT_MS = 3_600_000
+#: Most keys in one model's secrets, and the longest key name and value (an API key is ~200 chars).
+AGENTS_SECRETS_MAX_KEYS = 32
+AGENTS_SECRET_KEY_MAX_CHARS = 128
+AGENTS_SECRET_VALUE_MAX_CHARS = 8192
+#: ``POST /api/remote/hosts/connect`` attempts allowed per client address per window (schmux: 3 a minute).
+REMOTE_CONNECT_RATE = 3
+REMOTE_CONNECT_WINDOW_S = 60.0
+
+# --- schmux previews (research/schmux-rest.md section 5) ---
+#: File (in the data dir) keeping the workspaces' previews across restarts.
+PREVIEWS_FILE_NAME = "agents-previews.json"
+#: Defaults of ``network.preview_max_per_workspace``, ``preview_max_global`` and
+#: ``preview_idle_timeout_ms`` (schmux's).
+PREVIEW_MAX_PER_WORKSPACE = 3
+PREVIEW_MAX_GLOBAL = 20
+PREVIEW_IDLE_TIMEOUT_MS = 3_600_000
+#: Seconds between reconcile passes (health, idle cleanup, detection), as schmux's loop.
+PREVIEW_RECONCILE_S = 5.0
+#: A preview whose target answered before and has not for this long is removed (its server stopped).
+PREVIEW_STALE_GRACE_S = 3.0
+#: Seconds a health probe (one TCP connect to the target) may take.
+PREVIEW_PROBE_TIMEOUT_S = 0.4
+#: Seconds a relayed connection may take to reach its target before the browser gets a 502.
+PREVIEW_CONNECT_TIMEOUT_S = 5.0
+#: Seconds the proxy reads a refused request's head before answering 502 (so the close is clean).
+PREVIEW_REFUSE_READ_S = 1.0
+#: Bytes copied per read by the relay.
+PREVIEW_RELAY_BUFFER_BYTES = 65536
+#: Pending connections a proxy listener queues.
+PREVIEW_LISTEN_BACKLOG = 128
+#: Seconds between checks of a proxy listener's stop flag (accept() polls).
+PREVIEW_ACCEPT_POLL_S = 0.25
+#: A long-lived relayed connection (a hot-reload WebSocket) touches ``last_used_at`` at most this often.
+PREVIEW_TOUCH_INTERVAL_S = 30.0
+#: ``last_used_at`` alone is written to the file at most this often, in seconds.
+PREVIEW_USE_SAVE_S = 60.0
+#: schmux's cooldown per ``workspace:port`` between two automatic preview attempts, seconds.
+PREVIEW_DETECT_COOLDOWN_S = 45.0
+#: Scrollback lines read with the screen when a session's pane is scanned for dev-server URLs.
+PREVIEW_DETECT_SCROLLBACK_LINES = 500
+#: A session is scanned again at each pass for this long after its output last moved, seconds
+#: (a URL printed just before its server listens, or a port still in its cooldown).
+PREVIEW_DETECT_RECENT_S = 90.0
+#: Seconds ``ps``/``lsof`` may take (where there is no ``/proc``).
+PREVIEW_TOOL_TIMEOUT_S = 2.0
+
+# --- schmux NudgeNik, agent signals and the branch routes (nudgenik part) ---
+#: Seconds one NudgeNik question may take, and one branch suggestion (schmux's timeouts).
+NUDGENIK_TIMEOUT_S = 15.0
+BRANCH_SUGGEST_TIMEOUT_S = 30.0
+#: Pane lines NudgeNik reads (``capture-pane -S -100``), and most lines of the latest reply it keeps.
+NUDGENIK_CAPTURE_LINES = 100
+NUDGENIK_MAX_RESPONSE_LINES = 40
+#: The background checker: its first look this long after the start, then one look every interval.
+NUDGENIK_CHECK_FIRST_S = 10.0
+NUDGENIK_CHECK_EVERY_S = 15.0
+#: A session is asked about only when its output has been quiet this long, and when no agent
+#: signal arrived within ``NUDGENIK_SIGNAL_QUIET_S`` (a signalling agent says its state itself).
+NUDGENIK_IDLE_S = 15.0
+NUDGENIK_SIGNAL_QUIET_S = 300.0
+#: Agent signals (``--<[schmux:state:message]>--``): the longest unfinished line kept while its
+#: end is awaited, and how long output must pause before such a line is read anyway.
+SIGNAL_MAX_PENDING_BYTES = 32 * 1024
+SIGNAL_FLUSH_S = 0.5
+#: One-shot answers: most tokens a model may write, and the longest list a local model's grammar
+#: allows where the schema names none (strings get ``LLM_TOOL_GRAMMAR_MAX_REPEAT`` characters).
+ONESHOT_MAX_TOKENS = 4096
+ONESHOT_GRAMMAR_MAX_ITEMS = 5
+#: Characters of a failed command's output quoted in its error.
+ONESHOT_ERROR_OUTPUT_CHARS = 2000
+#: ``GET /api/recent-branches``: default and largest ``limit``, and extra refs asked of git per
+#: repo (HEAD and the default branch are dropped after).
+RECENT_BRANCHES_DEFAULT = 10
+RECENT_BRANCHES_MAX = 50
+RECENT_BRANCHES_EXTRA = 5
+#: ``POST /api/prepare-branch-spawn``: commit messages of the branch put in the prompt.
+BRANCH_SPAWN_MAX_COMMITS = 20
