@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-bridge doctor install bench clean
+.PHONY: run test test-bridge doctor install browser bench clean
 
 $(BIN)/python:
 	@$(PYTHON) miso_runtime/doctor.py --python-only
@@ -28,7 +28,7 @@ run: install
 	@$(BIN)/miso-runtime install-model >/dev/null || echo "make run: serving without the offline model (see above)"
 	$(BIN)/miso-runtime serve
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 	$(MAKE) test-bridge
 
@@ -36,6 +36,17 @@ test: install
 test-bridge: install
 	@command -v node >/dev/null || { echo "node is missing: make doctor says how to install it"; exit 1; }
 	cd electron_bridge && node --test
+
+# The web pages' tests run Debian's Chromium through Playwright (which never downloads a browser
+# here). As root with apt-get (CI, a fresh machine) it is installed; otherwise doctor says how.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: make doctor says how to install it"; exit 1; \
+	  fi; }
 
 doctor:
 	@$(PYTHON) miso_runtime/doctor.py
@@ -52,6 +63,8 @@ bench: install
 	$(BIN)/python bench/sleep_staging.py
 	$(BIN)/python bench/agent_tasks.py
 	$(BIN)/python bench/caco_ws.py
+	$(BIN)/python bench/tmux_calls.py
+	$(BIN)/python bench/git_ops.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import constants
@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     #: Private tmux socket (``tmux -L``) of the coding-agent sessions; tests use their own.
     tmux_socket: str = Field(default=constants.TMUX_SOCKET_NAME, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
 
+    #: The users' own builds of the schmux, Maria and Caco web pages (a folder with
+    #: ``index.html``), each served on a loopback port of its own (``server/pages.py``);
+    #: None: not served. Port 0: any free port, printed in the ready line.
+    pages_schmux: Path | None = None
+    pages_schmux_port: int = Field(default=0, ge=0, le=65535)
+    pages_maria: Path | None = None
+    pages_maria_port: int = Field(default=0, ge=0, le=65535)
+    pages_caco: Path | None = None
+    pages_caco_port: int = Field(default=0, ge=0, le=65535)
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -72,10 +82,40 @@ class Settings(BaseSettings):
             raise ValueError(f"provider must be one of {', '.join(constants.CHAT_PROVIDERS)}")
         return value or None
 
+    @field_validator("pages_schmux", "pages_maria", "pages_caco", mode="before")
+    @classmethod
+    def _empty_folder_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("pages_schmux", "pages_maria", "pages_caco")
+    @classmethod
+    def _page_folder(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        folder = value.expanduser()
+        if not folder.is_dir():
+            raise ValueError(f"a page's build folder must be a directory: {folder} is not")
+        return folder.resolve()
+
+    @model_validator(mode="after")
+    def _page_ports_differ(self) -> "Settings":
+        fixed = [port for _name, _folder, port in self.pages if port] + ([self.port] if self.port else [])
+        if len(fixed) != len(set(fixed)):
+            raise ValueError(f"the pages' ports and the API's port must differ (fixed ports: {fixed})")
+        return self
+
     @field_validator("auth_token", "openai_api_key", "anthropic_api_key", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @property
+    def pages(self) -> list[tuple[str, Path, int]]:
+        """The pages to serve: ``(name, build folder, port)`` for each one whose folder is set."""
+        configured = (
+            (name, getattr(self, f"pages_{name}"), getattr(self, f"pages_{name}_port")) for name in constants.PAGE_NAMES
+        )
+        return [(name, folder, port) for name, folder, port in configured if folder is not None]
 
     @property
     def database_path(self) -> Path:

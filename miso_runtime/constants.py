@@ -883,8 +883,6 @@ AGENT_CONFLICTS_FILE_NAME = "agents-conflicts.json"
 OVERLAYS_DIR_NAME = "overlays"
 #: Bus event of the resolve-conflict states (feeds ``/ws/dashboard`` beside ``EVENT_AGENTS_STATE``).
 EVENT_AGENTS_CONFLICTS = "agents:conflicts"
-#: Milliseconds a conflict-resolving one-shot call may take when ``conflict_resolve.timeout_ms`` is unset.
-CONFLICT_RESOLVE_TIMEOUT_MS = 120_000
 #: Characters of a failed one-shot answer kept in a step's ``summary`` (schmux keeps 2000).
 CONFLICT_RESOLVE_RAW_SUMMARY_CHARS = 2000
 #: Characters of a pre-commit hook's output in ``pre_commit_error_detail`` (schmux keeps 300).
@@ -907,8 +905,8 @@ PAGE_COOKIE_PREFIX = "miso_page_"
 PAGE_SESSION_BYTES = 32
 #: Sessions kept per page; the oldest goes first (each login with ``?token=`` opens one).
 PAGE_SESSIONS_MAX = 64
-#: WSGI environ keys the pages' wrapper sets for the guard (a client cannot set environ keys).
-PAGE_ENVIRON = "miso.page"
+#: WSGI environ key where a page's port puts the token behind its session cookie, for the guard
+#: (a client cannot set environ keys; on the API's port nothing sets it).
 PAGE_TOKEN_ENVIRON = "miso.page_token"
 #: ``app.extensions`` key of the served pages' addresses (``{name: url}``), for ``/v1/status``.
 PAGES_EXTENSION = "miso.pages"

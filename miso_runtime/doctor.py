@@ -39,6 +39,18 @@ def _node() -> Check:
     return Check(f"node>={NODE_MIN_MAJOR}", major >= NODE_MIN_MAJOR, advice)
 
 
+def _chromium() -> Check:
+    """Debian's Chromium: Playwright drives it in the web pages' tests and never downloads a browser."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    return Check(
+        "chromium",
+        found is not None,
+        "Chromium runs the browser tests of the web pages (tests/test_web_pages.py). Install it: "
+        "apt-get install chromium (Debian; `make test` does this itself when run as root), "
+        "elsewhere, put a Chromium binary named chromium on PATH",
+    )
+
+
 def checks() -> list[Check]:
     python_ok = sys.version_info >= (3, 11)
     compilers = [c for c in ("cc", "gcc", "clang") if shutil.which(c)]
@@ -66,6 +78,7 @@ def checks() -> list[Check]:
             "apt-get install libgomp1, or brew install libomp",
         ),
         _node(),
+        _chromium(),
     ]
 
 

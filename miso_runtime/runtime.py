@@ -19,7 +19,10 @@ from workers.rpc import RpcClient
 from workers.supervisor import RestartPolicy, Supervisor
 
 from . import __version__, constants
+from .agents.branches import Branches
 from .agents.config import AgentsConfigStore
+from .agents.nudgenik import NudgeNik
+from .agents.oneshot import OneShot
 from .agents.service import AgentsService
 from .agents.terminal_relay import TerminalRelay
 from .analysis.service import AnalysisService
@@ -106,6 +109,9 @@ class Runtime:
     tasks: TaskService
     workbench: Workbench
     caco: CacoSessions
+    #: NudgeNik and the branch routes: one-shot questions to the chat models or agent CLIs.
+    nudgenik: NudgeNik
+    branches: Branches
     version: str = __version__
     #: The port this runtime serves on, once it does (task processes reach the local model through it).
     serving_port: int | None = None
@@ -118,6 +124,7 @@ class Runtime:
         self.search.start()
         self.tasks.start()
         self.caco.tasks.start()
+        self.nudgenik.start_checker()
         if self.llm.config.get().autostart:
             try:
                 self.llm.start(None)
@@ -131,6 +138,7 @@ class Runtime:
         self.downloads.shutdown()
         self.tasks.stop()
         self.caco.tasks.stop()
+        self.nudgenik.stop_checker()
         self.supervisor.stop_all()
 
     def set_watchdog(self, changes: dict) -> WatchdogConfig:
@@ -207,6 +215,9 @@ def build_runtime(settings: Settings) -> Runtime:
                 "workspaces_file": str(settings.data_dir / constants.WORKSPACES_FILE_NAME),
                 "clones_dir": str(settings.data_dir / constants.REPO_CLONES_DIR_NAME),
                 "sessions_file": str(settings.data_dir / constants.AGENT_SESSIONS_FILE_NAME),
+                "conflicts_file": str(settings.data_dir / constants.AGENT_CONFLICTS_FILE_NAME),
+                "overlays_dir": str(settings.data_dir / constants.OVERLAYS_DIR_NAME),
+                "previews_file": str(settings.data_dir / constants.PREVIEWS_FILE_NAME),
                 "tmux_socket": settings.tmux_socket,
             },
         )
@@ -237,6 +248,7 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     catalog = ChatCatalog(registry, chat.default_model)
     caco = _wire_caco(tasks, workbench, catalog, admin_token, serving_port)
+    oneshot = OneShot(registry, chat.default_model, agents_config.get, agents_config.secrets.model_secrets)
     runtime = Runtime(
         settings=settings,
         tokens=TokenService(admin_token, TokenRepository(db)),
@@ -263,6 +275,8 @@ def build_runtime(settings: Settings) -> Runtime:
         tasks=tasks,
         workbench=workbench,
         caco=caco,
+        nudgenik=NudgeNik(agents, agents_config, oneshot),
+        branches=Branches(agents, agents_config, oneshot),
     )
     holder["runtime"] = runtime
     return runtime

@@ -25,11 +25,15 @@ class Route:
     body_model: type | None
     websocket: bool
     blueprint: str | None = None
+    #: The name of the envelope the app gives the route's blueprint, where it gives one.
+    blueprint_envelope: str | None = None
 
     @property
     def envelope(self) -> str:
         """The error envelope of this route's contract: miso, skill, openai, schmux, schmux-text, maria,
         caco or caco-text."""
+        if self.blueprint_envelope in ("schmux-text", "caco-text"):
+            return self.blueprint_envelope
         if self.blueprint == "maria":
             return "maria"
         if self.blueprint == "caco_file_raw":
@@ -82,6 +86,7 @@ class Route:
 def app_routes(data_dir: Path) -> list[Route]:
     """Every (rule, method) the app serves, with placeholders filled with harmless values."""
     app = create_app(build_runtime(load_settings({"data_dir": data_dir, "auth_token": "unused"})))
+    envelopes = app.extensions["miso.envelopes"]
     routes = []
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
@@ -97,6 +102,7 @@ def app_routes(data_dir: Path) -> list[Route]:
                     body_model=declared_body(view),
                     websocket=bool(getattr(rule, "websocket", False)),
                     blueprint=rule.endpoint.rpartition(".")[0] or None,
+                    blueprint_envelope=getattr(envelopes.get(rule.endpoint.rpartition(".")[0]), "name", None),
                 )
             )
     return routes

@@ -21,6 +21,14 @@ CONTRACT_KEYS = {
     "xterm",
     "network",
     "access_control",
+    # The keys schmux's dashboard sends back with every save.
+    "external_diff_commands",
+    "external_diff_cleanup_after_ms",
+    "branch_suggest",
+    "conflict_resolve",
+    "pr_review",
+    "notifications",
+    "model_versions",
 }
 
 

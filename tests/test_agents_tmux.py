@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,7 @@ from miso_runtime.agents.tmux_sessions import (
     SessionNotFoundError,
     TmuxNotFoundError,
     TmuxSessions,
+    TmuxTimeoutError,
 )
 from miso_runtime.errors import MisoError
 
@@ -200,3 +204,82 @@ def test_missing_tmux_is_a_clear_error(tmp_path):
     with pytest.raises(TmuxNotFoundError) as err:
         manager.list()
     assert err.value.status == 503 and err.value.code == "tmux_missing"
+
+
+# --- deadlines: every tmux call, libtmux's included, ends when tmux does not answer ----------
+
+HANG_S = 600  # what the fake tmux would sleep; a call that waited for it would take this long
+
+
+@pytest.fixture
+def hanging_tmux(tmp_path) -> Iterator[tuple[TmuxSessions, Path]]:
+    """A manager whose ``tmux`` answers ``-V`` at once and hangs on every server command (a
+    wedged server, as a person would meet it), writing its process id to a file first."""
+    pids = tmp_path / "pids"
+    fake = tmp_path / "tmux"
+    fake.write_text(
+        f'#!/bin/sh\ncase "$1" in -V) echo "tmux 3.3a"; exit 0 ;; esac\necho $$ >> "{pids}"\nexec sleep {HANG_S}\n'
+    )
+    fake.chmod(0o755)
+    yield TmuxSessions("miso-test-hang", tmux_bin=str(fake), timeout_s=0.5), pids
+    for pid in pids.read_text().split() if pids.exists() else []:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+HANGING_CALLS: dict[str, Callable[[TmuxSessions, Path], object]] = {
+    "list": lambda t, _: t.list(),
+    "get": lambda t, _: t.get("agent"),
+    "exists": lambda t, _: t.exists("agent"),
+    "adopt": lambda t, _: t.adopt(),
+    "create": lambda t, cwd: t.create("agent", "bash --norc", cwd),
+    "kill": lambda t, _: t.kill("agent"),
+    "kill_server": lambda t, _: t.kill_server(),
+    "capture": lambda t, _: t.capture("agent"),
+    "send_keys": lambda t, _: t.send_keys("agent", "hi", enter=True),
+    "send_input": lambda t, _: t.send_input("agent", b"\x03"),
+    "resize": lambda t, _: t.resize("agent", 80, 24),
+    "run": lambda t, _: t.run("display-message", "-p", "hi"),
+    "libtmux sessions": lambda t, _: t.server.sessions,
+    "libtmux has_session": lambda t, _: t.server.has_session("agent"),
+    "libtmux show_option": lambda t, _: t.server.show_option("history-limit", global_=True),
+}
+
+
+@pytest.mark.parametrize("call", sorted(HANGING_CALLS))
+def test_a_hanging_tmux_ends_in_our_timeout_error(hanging_tmux, tmp_path, call):
+    manager, pids = hanging_tmux
+    started = time.monotonic()
+    with pytest.raises(TmuxTimeoutError) as err:
+        HANGING_CALLS[call](manager, tmp_path)
+    elapsed = time.monotonic() - started
+    assert isinstance(err.value, MisoError)
+    assert (err.value.status, err.value.code) == (503, "tmux_timeout")
+    assert "did not answer in 0.5 s" in err.value.message
+    assert elapsed < HANG_S / 10  # it gave up on tmux, it did not wait for it
+    started_pids = [int(pid) for pid in pids.read_text().split()]
+    assert len(started_pids) == 1  # one hung command, and the call stopped there
+    with pytest.raises(ProcessLookupError):
+        os.kill(started_pids[0], 0)  # and that tmux was killed, not left behind
+
+
+def test_a_hanging_tmux_does_not_read_as_a_dead_server(hanging_tmux):
+    manager, _ = hanging_tmux
+    assert manager.server_running()  # something holds the socket: not "no server", so not "no sessions"
+
+
+# --- libtmux's object model on the same socket and runner -----------------------------------
+
+
+def test_libtmux_objects_work_through_our_runner(tmux, tmp_path):
+    tmux.create("lib-a", "bash --norc", tmp_path, workspace_id="ws-a", env={"AGENT_FLAVOUR": "mint"})
+    sessions = tmux.server.sessions  # libtmux's Session objects, all its fields
+    assert [s.session_name for s in sessions] == ["lib-a"]
+    session = sessions[0]
+    assert session.show_environment()["AGENT_FLAVOUR"] == "mint"
+    assert session.show_option("@miso_workspace_id") == "ws-a"
+    session.set_option("@note", "set through libtmux")
+    assert tmux.run("show-options", "-v", "-t", "=lib-a:", "@note").strip() == "set through libtmux"
+    assert [p.pane_id for p in tmux.server.panes] == [tmux.get("lib-a").pane_id]
+    session.kill()
+    assert tmux.list() == []

@@ -389,7 +389,10 @@ def test_scan_finds_removed_added_and_switched_workspaces(make, remote: Remote, 
     body = result.to_contract()
     assert [w["id"] for w in body["added"]] == ["remote-007"] and [w["id"] for w in body["removed"]] == [gone.id]
     assert body["updated"] == [
-        {"old": {**body["updated"][0]["old"], "branch": "kept"}, "new": {**body["updated"][0]["old"], "branch": "switched"}}
+        {
+            "old": {**body["updated"][0]["old"], "branch": "kept"},
+            "new": {**body["updated"][0]["old"], "branch": "switched"},
+        }
     ]
     assert [ws.id for ws in manager.list()] == [kept.id, "remote-007"]
     saved = json.loads((tmp_path / "agents-workspaces.json").read_text())

@@ -50,6 +50,15 @@ PHASES = ("examples", "coverage", "fuzzing")
 REQUEST_TIMEOUT_S = 30
 TOKEN = "fuzz-admin-token"
 SCHEMA_OPERATION = "GET /openapi.json"
+#: The 5xx answers schmux's contract itself gives for a state of this runtime, not failures of
+#: ours: no branch-suggestion target, no remote-workspace support, an install that cannot update
+#: itself. Each is documented in docs/api.md with its message; any other 5xx still fails.
+CONTRACT_SERVER_ANSWERS = {
+    ("POST /api/suggest-branch", 503),
+    ("POST /api/remote/hosts/connect", 503),
+    ("POST /api/remote/hosts/{host_id}/reconnect", 503),
+    ("POST /api/update", 500),
+}
 
 
 @pytest.fixture()
@@ -170,6 +179,11 @@ def read_report(report: Path) -> tuple[dict[str, int], list[str]]:
                     continue
                 case = recorder["cases"][case_id]["value"]
                 response = recorder.get("interactions", {}).get(case_id, {}).get("response") or {}
+                if (
+                    check.get("name") == "not_a_server_error"
+                    and (label, response.get("status_code")) in CONTRACT_SERVER_ANSWERS
+                ):
+                    continue
                 failures.append(
                     f"{label}: {check.get('name')} (status {response.get('status_code')}); "
                     f"body {json.dumps(case.get('body'))[:300]}, path {case.get('path_parameters')}"

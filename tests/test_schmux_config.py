@@ -51,7 +51,8 @@ def test_config_round_trip_with_partial_updates(side):
     assert again.status_code == 200
     config = side.get("/api/config").json()
     assert config["terminal"] == {**config["terminal"], "width": 160, "height": 40}
-    assert [t["name"] for t in config["run_targets"]] == ["sh"] and config["repos"][0]["name"] == "app"
+    assert [t["name"] for t in config["run_targets"] if t["source"] == "user"] == ["sh"]
+    assert config["repos"][0]["name"] == "app"
 
     # A client that PUTs back what it got (needs_restart included) changes nothing.
     assert side.http.put("/api/config", json=config, headers=side.auth).status_code == 200

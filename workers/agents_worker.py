@@ -36,7 +36,12 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
     ``sessions_file`` (paths) and ``tmux_socket``.
     """
     from miso_runtime.agents.backend import AgentsBackend, SessionRecords
+    from miso_runtime.agents.branches import BranchQueries
     from miso_runtime.agents.config import AgentsConfigStore
+    from miso_runtime.agents.git_changes import GitOperations
+    from miso_runtime.agents.linear_sync import sync_methods
+    from miso_runtime.agents.nudges import SessionNudges
+    from miso_runtime.agents.previews import PreviewManager
     from miso_runtime.agents.terminal_hub import TerminalHub
     from miso_runtime.agents.tmux_sessions import TmuxSessions
     from miso_runtime.agents.workspaces import WorkspaceManager
@@ -82,6 +87,12 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
         "session_status": backend.session_status,
         "reload_config": reload_config,
     }
+    # Methods of the modules beside the backend (git operations, syncs, previews, nudges): each
+    # module adds its own with one ``methods.update(...)`` line below.
+    methods.update(PreviewManager.attach(backend, Path(options["previews_file"])).methods())
+    methods.update(sync_methods(backend, options, channel.send))
+    methods.update(GitOperations(backend).methods())
+    methods.update(SessionNudges(backend, terminals).methods() | BranchQueries(backend).methods())
     stop = threading.Event()
     threading.Thread(target=_watch_state, args=(backend, publisher, stop), name="state-watch", daemon=True).start()
     pool = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="agents-call")

@@ -202,6 +202,10 @@ class LlmWorker:
         if params.seed is not None:
             # OpenAI's seed is any 64-bit integer, llama.cpp's 32 bits, where 0xFFFFFFFF means "random".
             kwargs["seed"] = params.seed % 0xFFFFFFFF
+        if params.json_schema is not None:
+            from miso_runtime.llm.tool_grammar import answer_grammar
+
+            kwargs["grammar"] = answer_grammar(self._llm, params.json_schema)
         started = time.perf_counter()
         try:
             if ToolGenerator.wanted(command):

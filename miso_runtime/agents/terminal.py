@@ -35,6 +35,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Callable
 
 from miso_runtime import constants
 from miso_runtime.agents.control_mode import ControlModeClient, Reply, TerminalClosedError
@@ -628,6 +629,8 @@ class TerminalStream:
         self._folder: PipeFolder | None = None
         self._closed = False
         self._close_reason: str | None = None
+        #: Called with every piece of pane output, on the pipe's thread (agent signals are read from it).
+        self.on_output: Callable[[bytes], None] | None = None
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -861,6 +864,8 @@ class TerminalStream:
         segment.buffer.append(data)
         with self._cond:
             self._cond.notify_all()
+        if self.on_output is not None:
+            self.on_output(data)
 
     def _on_pipe_end(self, segment: _Segment) -> None:
         """The pipe ended without our asking: the session is going (its control client goes

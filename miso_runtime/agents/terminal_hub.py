@@ -42,6 +42,10 @@ class TerminalHub:
         self._streams: dict[str, TerminalStream] = {}
         self._closers: dict[str, threading.Timer] = {}
         self._clients: dict[str, tuple[str, Subscription | None]] = {}
+        #: ``(tmux name, output)`` of every stream and ``(tmux name, input)`` of every client's
+        #: keys, for the agent signals and nudges (:mod:`~miso_runtime.agents.nudges`).
+        self.on_output: Callable[[str, bytes], None] | None = None
+        self.on_input: Callable[[str, str], None] | None = None
 
     def attach(self, command: TerminalAttach) -> None:
         """Start following; a session that is gone or has exited is refused (404 or 410)."""
@@ -56,7 +60,10 @@ class TerminalHub:
                     closer.cancel()
                 stream = self._streams.get(name)
                 if stream is None or stream.closed:
-                    stream = TerminalStream(self._tmux, name).start()
+                    stream = TerminalStream(self._tmux, name)
+                    if self.on_output is not None:
+                        stream.on_output = lambda data, name=name, hook=self.on_output: hook(name, data)
+                    stream.start()
                     self._streams[name] = stream
                 # a user of the stream from now on: a displaced client leaving must not close it
                 self._clients[command.stream_id] = (name, None)
@@ -104,6 +111,8 @@ class TerminalHub:
         subscription = entry[1]  # None while its first snapshot is taken: keys still go through
         try:
             if command.type == "input":
+                if self.on_input is not None:
+                    self.on_input(entry[0], command.data)
                 stream.send_input(command.data)
             elif command.type == "resize":
                 stream.resize(max(1, min(command.cols, MAX_COLS)), max(1, min(command.rows, MAX_ROWS)))

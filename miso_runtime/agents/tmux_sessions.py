@@ -6,9 +6,15 @@ the socket and recovers which Miso session and workspace each one belongs to fro
 options (``@miso_session_id``, ``@miso_workspace_id``) or, failing that, the session
 environment. A person can attach to any of them with :attr:`SessionInfo.attach_cmd`.
 
-Every tmux call is a subprocess with a timeout (libtmux has no timeouts, so it is not used
-here). The socket is private, so the server-wide options set on it (``remain-on-exit`` so that
-a finished agent's last screen stays inspectable, ``history-limit``) touch no one else.
+Every tmux call goes through libtmux's :class:`~libtmux.Server` on a runner with a deadline
+(:mod:`~miso_runtime.agents.tmux_server`; libtmux itself has no timeouts): listings come back as
+libtmux ``Session`` objects, kills and the environment read go through libtmux's methods. The
+command lines libtmux cannot write stay ours, sent through the same runner: ``create`` (the
+server options and ``new-session`` on one tmux call, the command as an argv after ``--``),
+keystrokes (``send-keys -l``/``-H`` with tmux's ``;`` escaped), ``capture`` (the pane's text
+byte for byte, trailing blank rows included) and ``resize``. The socket is private, so the
+server-wide options set on it (``remain-on-exit`` so that a finished agent's last screen stays
+inspectable, ``history-limit``) touch no one else.
 """
 
 from __future__ import annotations
@@ -25,9 +31,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from miso_runtime import constants
-from miso_runtime.errors import MisoError, bad_request
+from miso_runtime.agents.tmux_runner import (
+    SessionExistsError,
+    SessionNotFoundError,
+    TmuxError,
+    TmuxNotFoundError,
+    TmuxRunner,
+    TmuxTimeoutError,
+    tmux_environment,
+)
+from miso_runtime.errors import bad_request
+
+if TYPE_CHECKING:  # libtmux is imported where a TmuxSessions is made (the agents worker), not here
+    from libtmux.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +65,10 @@ _SOCKET_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
 
-# One line per session from ``list-sessions``: the session's current window and active pane.
+# One row per session from ``list-sessions`` (libtmux's field names): on a session row tmux
+# gives the fields of its current window and that window's active pane.
 _FIELDS = (
+    "session_id",
     "session_name",
     "session_created",
     "window_activity",
@@ -62,47 +83,29 @@ _FIELDS = (
     OPTION_SESSION_ID,
     OPTION_WORKSPACE_ID,
 )
-_LIST_FORMAT = "\t".join("#{%s}" % field for field in _FIELDS)
-_NO_SERVER_MARKERS = ("no server running", "error connecting to", "no sessions", "server exited unexpectedly")
-_NO_SESSION_MARKERS = ("can't find session", "session not found", "can't find window", "can't find pane")
+# What new-session prints (-P) about the session it made: the same, less the user options that
+# are set after it on the same command line.
+_CREATED_FIELDS = tuple(field for field in _FIELDS if not field.startswith("@"))
 
-
-class TmuxError(MisoError):
-    """A tmux command failed; the message is tmux's own words."""
-
-    default_status = 500
-    default_code = "tmux_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(self.default_status, self.default_code, message)
-
-
-class TmuxNotFoundError(TmuxError):
-    """tmux is not installed (or not on ``PATH``): coding agents cannot run at all."""
-
-    default_status = 503
-    default_code = "tmux_missing"
-
-
-class TmuxTimeoutError(TmuxError):
-    """A tmux command did not answer in time (a wedged server, or a machine under load)."""
-
-    default_status = 503
-    default_code = "tmux_timeout"
-
-
-class SessionNotFoundError(TmuxError):
-    """No tmux session of that name on our socket (never made, killed, or the server died)."""
-
-    default_status = 404
-    default_code = "session_not_found"
-
-
-class SessionExistsError(TmuxError):
-    """A tmux session of that name already exists on our socket."""
-
-    default_status = 409
-    default_code = "session_exists"
+__all__ = [
+    "ENV_SESSION_ID",
+    "ENV_WORKSPACE_ID",
+    "MAX_WINDOW_SIZE",
+    "OPTION_SESSION_ID",
+    "OPTION_WORKSPACE_ID",
+    "SessionExistsError",
+    "SessionInfo",
+    "SessionNotFoundError",
+    "TmuxError",
+    "TmuxNotFoundError",
+    "TmuxSessions",
+    "TmuxTimeoutError",
+    "hex_input_commands",
+    "session_name_for",
+    "tmux_arg",
+    "tmux_environment",
+    "tmux_version",
+]
 
 
 @dataclass(frozen=True)
@@ -161,18 +164,15 @@ def hex_input_commands(
     ]
 
 
-def tmux_environment() -> dict[str, str]:
-    """Our environment minus what must not reach the tmux server (see ``TMUX_ENV_DROP``)."""
-    return {k: v for k, v in os.environ.items() if k not in constants.TMUX_ENV_DROP}
+def _utc(epoch: str | None) -> datetime | None:
+    if not epoch or not epoch.isdigit() or int(epoch) <= 0:
+        return None
+    return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
 
 
-def _utc(epoch: str) -> datetime | None:
-    return datetime.fromtimestamp(int(epoch), tz=timezone.utc) if epoch.isdigit() and int(epoch) > 0 else None
-
-
-def _int(value: str, default: int = 0) -> int:
+def _int(value: str | None, default: int = 0) -> int:
     try:
-        return int(value)
+        return int(value) if value is not None else default
     except ValueError:
         return default
 
@@ -199,7 +199,8 @@ class TmuxSessions:
         user's ``~/.tmux.conf``, so a person attaching gets their key bindings); tests pass
         ``/dev/null``.
     timeout_s : float
-        Seconds any one tmux command may take.
+        Seconds any one tmux command may take; then tmux is killed and the call raises
+        :class:`TmuxTimeoutError`.
     """
 
     def __init__(
@@ -212,28 +213,42 @@ class TmuxSessions:
     ) -> None:
         if not _SOCKET_RE.match(socket_name):
             raise ValueError(f"invalid tmux socket name: {socket_name!r}")
-        self.socket_name = socket_name
-        self.tmux_bin = tmux_bin or shutil.which("tmux")
-        self.config_file = config_file
-        self.timeout_s = timeout_s
+        from miso_runtime.agents.tmux_server import DeadlineServer  # libtmux: a few hundred ms to import
+
+        self.runner = TmuxRunner(socket_name, tmux_bin=tmux_bin, config_file=config_file, timeout_s=timeout_s)
+        #: libtmux's server object on that runner: every command it sends has the deadline.
+        self.server = DeadlineServer(self.runner)
+        self._path_tmux = shutil.which("tmux")  # for attach_cmd, which is asked once per session listed
         # create() sets server-wide options right before new-session; two creates at once
         # must not interleave their history limits.
         self._create_lock = threading.Lock()
 
+    @property
+    def socket_name(self) -> str:
+        return self.runner.socket_name
+
+    @property
+    def tmux_bin(self) -> str | None:
+        return self.runner.tmux_bin
+
+    @property
+    def config_file(self) -> str | None:
+        return self.runner.config_file
+
+    @property
+    def timeout_s(self) -> float:
+        return self.runner.timeout_s
+
     # --- plumbing ---------------------------------------------------------------------------
 
     def base_argv(self) -> list[str]:
-        """``tmux -L <socket> -u [-f conf]``: the prefix of every tmux call on our socket.
+        """``tmux -L <socket> -u [-f conf]``: the prefix of every tmux call on our socket (the
+        control-mode client of :mod:`~miso_runtime.agents.terminal` starts with it too).
 
         ``-u`` tells tmux the client speaks UTF-8 whatever the locale, so command output
         (capture-pane, control mode replies) is never rewritten with ``_`` for non-ASCII.
         """
-        if not self.tmux_bin:
-            raise TmuxNotFoundError("tmux is not installed or not on PATH")
-        argv = [self.tmux_bin, "-L", self.socket_name, "-u"]
-        if self.config_file is not None:
-            argv += ["-f", self.config_file]
-        return argv
+        return self.runner.base_argv()
 
     def run(self, *args: str, timeout_s: float | None = None) -> str:
         """Run one tmux command line (``;`` arguments separate commands) and return stdout.
@@ -242,28 +257,7 @@ class TmuxSessions:
         server runs), :class:`TmuxTimeoutError`, :class:`TmuxNotFoundError`, else
         :class:`TmuxError` with tmux's message.
         """
-        argv = self.base_argv() + list(args)
-        try:
-            proc = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout_s or self.timeout_s,
-                env=tmux_environment(),
-            )
-        except FileNotFoundError as exc:
-            raise TmuxNotFoundError(f"tmux not found: {self.tmux_bin}") from exc
-        except subprocess.TimeoutExpired as exc:
-            raise TmuxTimeoutError(f"tmux {args[0] if args else ''} did not answer in {exc.timeout:g} s") from exc
-        if proc.returncode != 0:
-            message = proc.stderr.decode("utf-8", "replace").strip() or f"tmux exited with {proc.returncode}"
-            lowered = message.lower()
-            if any(marker in lowered for marker in _NO_SERVER_MARKERS + _NO_SESSION_MARKERS):
-                raise SessionNotFoundError(message)
-            if "duplicate session" in lowered:
-                raise SessionExistsError(message)
-            raise TmuxError(message)
-        return proc.stdout.decode("utf-8", "replace")
+        return self.runner.run(args, timeout_s).check()
 
     @staticmethod
     def target(name: str) -> str:
@@ -273,18 +267,14 @@ class TmuxSessions:
 
     def attach_cmd(self, name: str) -> str:
         """The shell command a person runs in a terminal to attach to a session."""
-        tmux = "tmux" if self.tmux_bin == shutil.which("tmux") else (self.tmux_bin or "tmux")
+        tmux = "tmux" if self.tmux_bin == self._path_tmux else (self.tmux_bin or "tmux")
         return shlex.join([tmux, "-L", self.socket_name, "attach", "-t", name])
 
     # --- queries ----------------------------------------------------------------------------
 
     def list(self) -> list[SessionInfo]:
         """Every session on the socket (none, not an error, when no server is running)."""
-        try:
-            out = self.run("list-sessions", "-F", _LIST_FORMAT)
-        except SessionNotFoundError:
-            return []
-        return [self._parse(line) for line in out.splitlines() if line.strip()]
+        return [self._info(session, row) for session, row in self._sessions()]
 
     def get(self, name: str) -> SessionInfo:
         """One session by tmux name; :class:`SessionNotFoundError` when there is none."""
@@ -296,7 +286,7 @@ class TmuxSessions:
     def exists(self, name: str) -> bool:
         """Whether a session of exactly that name is on the socket."""
         try:
-            self.run("has-session", "-t", f"={name}")
+            self.server.cmd("has-session", target=f"={name}").check()
         except SessionNotFoundError:
             return False
         return True
@@ -310,9 +300,10 @@ class TmuxSessions:
         neither keeps ``session_id=None``: the caller decides whether it is ours.
         """
         adopted = []
-        for info in self.list():
+        for session, row in self._sessions():
+            info = self._info(session, row)
             if info.session_id is None or info.workspace_id is None:
-                env = self._session_environment(info.name)
+                env = self._session_environment(session)
                 info = replace(
                     info,
                     session_id=info.session_id or env.get(ENV_SESSION_ID) or None,
@@ -324,7 +315,10 @@ class TmuxSessions:
 
     def capture(self, name: str, *, scrollback_lines: int = 0, escapes: bool = True) -> str:
         """The pane's screen plus up to ``scrollback_lines`` of history, wrapped lines joined;
-        with ``escapes`` the colours and attributes are kept as SGR sequences."""
+        with ``escapes`` the colours and attributes are kept as SGR sequences.
+
+        The text is tmux's byte for byte (every row, blank ones at the end too), which
+        libtmux's ``Pane.capture_pane`` does not keep (it drops trailing blank lines)."""
         args = ["capture-pane", "-p", "-J", "-t", self.target(name)]
         if escapes:
             args.append("-e")
@@ -353,6 +347,12 @@ class TmuxSessions:
         is executed directly. The pane's environment gets ``env`` plus ``MISO_SESSION_ID`` and
         ``MISO_WORKSPACE_ID``. ``history-limit`` is fixed when a pane is made, so it is set (on
         our private server) in the same tmux command list, right before ``new-session``.
+
+        That command list is why this is not libtmux's ``Server.new_session``: it sends
+        ``new-session`` alone (a server it starts would not have our limit yet), runs the
+        command through a shell with no ``--``, and asks ``tmux -V`` with no deadline. Its
+        ``-P -F`` idea is kept: ``new-session`` prints the new session's fields, read as a
+        libtmux ``Session``, so no listing follows.
         """
         _check_id(session_id, "session_id")
         _check_id(workspace_id, "workspace_id")
@@ -376,7 +376,8 @@ class TmuxSessions:
             if not _ENV_KEY_RE.match(key) or "\x00" in value:
                 raise bad_request(f"invalid environment variable: {key!r}")
 
-        new_session = ["new-session", "-d", "-s", name, "-x", str(width), "-y", str(height)]
+        printed = "\t".join("#{%s}" % field for field in _CREATED_FIELDS)
+        new_session = ["new-session", "-d", "-P", "-F", printed, "-s", name, "-x", str(width), "-y", str(height)]
         new_session += ["-c", tmux_arg(str(workdir.resolve()).replace("#", "##"))]  # -c is a format
         for key, value in pane_env.items():
             new_session += ["-e", tmux_arg(f"{key}={value}")]
@@ -390,20 +391,32 @@ class TmuxSessions:
         with self._create_lock:
             if self.exists(name):
                 raise SessionExistsError(f"session already exists: {name}")
-            self.run(*args)
+            out = self.run(*args)
         log.info("tmux session %s created on socket %s (session %s)", name, self.socket_name, session_id)
-        return self.get(name)
+        lines = [line for line in out.splitlines() if line]
+        if len(lines) != 1:  # not what new-session -P prints: ask tmux instead
+            return self.get(name)
+        row = dict(zip(_CREATED_FIELDS, lines[0].split("\t", len(_CREATED_FIELDS) - 1), strict=False))
+        row |= {OPTION_SESSION_ID: session_id, OPTION_WORKSPACE_ID: workspace_id or ""}
+        (session,) = self.server.objects([row], _session_class())
+        return self._info(session, row)
 
     def kill(self, name: str) -> None:
         """End a session and its processes; :class:`SessionNotFoundError` if there is none."""
-        self.run("kill-session", "-t", f"={name}")
+        from miso_runtime.agents.tmux_server import libtmux_errors
+
+        with libtmux_errors():
+            self.server.kill_session(f"={name}")
         log.info("tmux session %s killed", name)
 
     def kill_server(self) -> None:
         """End the whole private server and every session on it (no error if none runs), and
         wait until it has gone: a client that connects while it exits gets an error."""
+        from miso_runtime.agents.tmux_server import libtmux_errors
+
         try:
-            self.run("kill-server")
+            with libtmux_errors():
+                self.server.kill()
         except SessionNotFoundError:
             pass
         deadline = time.monotonic() + self.timeout_s
@@ -426,18 +439,10 @@ class TmuxSessions:
     def server_running(self) -> bool:
         """Whether a tmux server answers on our socket."""
         try:
-            proc = subprocess.run(
-                self.base_argv() + ["list-sessions"],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=self.timeout_s,
-                env=tmux_environment(),
-            )
-        except FileNotFoundError as exc:
-            raise TmuxNotFoundError(f"tmux not found: {self.tmux_bin}") from exc
-        except subprocess.TimeoutExpired:
+            result = self.server.cmd("list-sessions")
+        except TmuxTimeoutError:
             return True  # something holds the socket and does not answer
-        stderr = proc.stderr.decode("utf-8", "replace").lower()
+        stderr = result.error_text.lower()
         return not ("no server running" in stderr or "error connecting to" in stderr)
 
     def send_keys(self, name: str, text: str, *, enter: bool = False) -> None:
@@ -469,42 +474,52 @@ class TmuxSessions:
             raise bad_request(f"cols and rows must be 1-{MAX_WINDOW_SIZE}")
         self.run("resize-window", "-t", self.target(name), "-x", str(int(cols)), "-y", str(int(rows)))
 
-    # --- parsing ----------------------------------------------------------------------------
+    # --- reading ----------------------------------------------------------------------------
 
-    def _parse(self, line: str) -> SessionInfo:
-        values = dict(zip(_FIELDS, line.split("\t", len(_FIELDS) - 1), strict=False))
-        get = values.get
-        name = get("session_name", "")
-        dead = get("pane_dead", "") == "1"
-        pid = _int(get("pane_pid", ""), 0)
+    def _sessions(self) -> list[tuple[Session, dict[str, str]]]:
+        """libtmux ``Session`` objects of one ``list-sessions`` call, each with its row (which
+        also holds the ``@miso_*`` user options: libtmux's objects have no place for them)."""
+        rows = self.server.fetch("list-sessions", _FIELDS)
+        return list(zip(self.server.objects(rows, _session_class()), rows, strict=True))
+
+    def _info(self, session: Session, row: Mapping[str, str]) -> SessionInfo:
+        name = session.session_name or ""
+        dead = session.pane_dead == "1"
+        pid = _int(session.pane_pid, 0)
         return SessionInfo(
             name=name,
-            session_id=get(OPTION_SESSION_ID) or None,
-            workspace_id=get(OPTION_WORKSPACE_ID) or None,
+            session_id=row.get(OPTION_SESSION_ID) or None,
+            workspace_id=row.get(OPTION_WORKSPACE_ID) or None,
             running=not dead and pid > 0,
-            exit_status=_int(get("pane_dead_status", "")) if dead and get("pane_dead_status") else None,
-            pane_id=get("pane_id", ""),
-            window_id=get("window_id", ""),
+            exit_status=_int(session.pane_dead_status) if dead and session.pane_dead_status else None,
+            pane_id=session.pane_id or "",
+            window_id=session.window_id or "",
             pane_pid=pid or None,
-            width=_int(get("window_width", "")),
-            height=_int(get("window_height", "")),
-            history_limit=_int(get("history_limit", "")),
-            created_at=_utc(get("session_created", "")),
-            last_output_at=_utc(get("window_activity", "")),
+            width=_int(session.window_width),
+            height=_int(session.window_height),
+            history_limit=_int(session.history_limit),
+            created_at=_utc(session.session_created),
+            last_output_at=_utc(session.window_activity),
             attach_cmd=self.attach_cmd(name),
         )
 
-    def _session_environment(self, name: str) -> dict[str, str]:
+    def _session_environment(self, session: Session) -> dict[str, str]:
+        """The session's tmux environment (libtmux's ``show_environment``); ``{}`` if tmux fails
+        (a variable tmux marks removed, ``-NAME``, is left out)."""
+        from miso_runtime.agents.tmux_server import libtmux_errors
+
         try:
-            out = self.run("show-environment", "-t", f"={name}")
+            with libtmux_errors():
+                env = session.show_environment()
         except TmuxError:
             return {}
-        env = {}
-        for line in out.splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not key.startswith("-"):
-                env[key] = value
-        return env
+        return {k: v for k, v in env.items() if isinstance(v, str) and not k.startswith("-")}
+
+
+def _session_class() -> type[Session]:
+    from libtmux.session import Session
+
+    return Session
 
 
 def tmux_version(tmux_bin: str | None = None) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -34,17 +35,32 @@ class GenerationOptions:
 
 
 @dataclass(frozen=True)
+class ResponseSchema:
+    """An answer that must be one JSON object of ``schema`` (a one-shot structured call).
+
+    ``name`` labels it where a provider wants a name (OpenAI's ``json_schema.name``, the name of
+    Anthropic's forced tool): letters, digits, ``_`` and ``-``.
+    """
+
+    name: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ProviderCall:
     """Everything a provider needs for one generation.
 
     ``api_key`` is the key for this call only (a per-request key wins over the configured
     one); it lives in memory for the duration of the call and is never logged or stored.
+    ``response_schema`` holds the answer to one JSON object where the provider can (the text
+    still streams as ``TextDelta`` pieces of that object).
     """
 
     model: str
     messages: list[ChatTurn]
     options: GenerationOptions = field(default_factory=GenerationOptions)
     api_key: str | None = field(default=None, repr=False)
+    response_schema: ResponseSchema | None = None
 
 
 @dataclass(frozen=True)

@@ -210,3 +210,53 @@ def grammar_for(llm: Any, request: ToolRequest, *, opened: bool) -> Any:
         )
         text = calls_grammar(request, opened=opened, strict=False)
     return LlamaGrammar.from_string(text, verbose=False)
+
+
+def _capped(schema: Any) -> Any:
+    """A copy of ``schema`` in which every string has a ``maxLength`` and every array a ``maxItems``.
+
+    A one-shot answer must end: under a grammar a small model may otherwise write one string (or
+    list) for ever, and the answer is cut off by ``max_tokens`` as broken JSON. Bounds a schema
+    gives are kept when the grammar can spell them out (:func:`_bounded` drops larger ones).
+    """
+    schema = copy.deepcopy(schema)
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            kind = node.get("type")
+            kinds = kind if isinstance(kind, list) else [kind]
+            if "string" in kinds and "enum" not in node and "const" not in node:
+                length = node.get("maxLength")
+                if not isinstance(length, int) or length > constants.LLM_TOOL_GRAMMAR_MAX_REPEAT:
+                    node["maxLength"] = constants.LLM_TOOL_GRAMMAR_MAX_REPEAT
+            if "array" in kinds:
+                items = node.get("maxItems")
+                if not isinstance(items, int) or items > constants.ONESHOT_GRAMMAR_MAX_ITEMS:
+                    node["maxItems"] = constants.ONESHOT_GRAMMAR_MAX_ITEMS
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return schema
+
+
+def answer_grammar(llm: Any, schema: dict[str, Any]) -> Any:
+    """A ``LlamaGrammar`` for a whole answer that is one JSON object of ``schema`` (a one-shot call).
+
+    Strings and lists are bounded (:func:`_capped`), so the answer always ends. A schema the
+    converter cannot take, or a grammar llama.cpp refuses, falls back to any JSON object (logged):
+    the answer stays JSON, and its reader checks the fields.
+    """
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        text = _format(_schema_rules(_capped(schema)))
+    except Exception as exc:  # noqa: BLE001 - the converter asserts and raises on schemas it lacks
+        logger.info(
+            "answer schema not convertible to a grammar (%s: %s); any JSON object it is", type(exc).__name__, exc
+        )
+        text = _format(_ANY_OBJECT_RULES)
+    if not grammar_accepted(llm, text):
+        logger.warning("llama.cpp refused the answer grammar (%d chars); any JSON object it is", len(text))
+        text = _format(_ANY_OBJECT_RULES)
+    return LlamaGrammar.from_string(text, verbose=False)

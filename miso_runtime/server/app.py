@@ -13,7 +13,19 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import MisoError
 from ..runtime import Runtime
-from .envelopes import CACO, CACO_TEXT, MARIA, MISO, OPENAI, SCHMUX, SCHMUX_TEXT, SKILL, Envelope, envelope_for
+from .envelopes import (
+    CACO,
+    CACO_TEXT,
+    MARIA,
+    MISO,
+    OPENAI,
+    SCHMUX,
+    SCHMUX_RESULT,
+    SCHMUX_TEXT,
+    SKILL,
+    Envelope,
+    envelope_for,
+)
 from .faces import (
     caco,
     caco_applets,
@@ -25,6 +37,13 @@ from .faces import (
     miso,
     openai_compat,
     schmux,
+    schmux_branches,
+    schmux_git,
+    schmux_nudgenik,
+    schmux_previews,
+    schmux_remote,
+    schmux_settings,
+    schmux_sync,
     schmux_ws,
     skill_auth,
     skill_embeddings,
@@ -63,6 +82,17 @@ FACES: list[tuple[object, Envelope]] = [
     (schmux.blueprint, SCHMUX),
     (schmux.config_blueprint, SCHMUX_TEXT),
     (schmux_ws.blueprint, SCHMUX),
+    (schmux_nudgenik.blueprint, SCHMUX_TEXT),
+    (schmux_branches.blueprint, SCHMUX),
+    (schmux_branches.text_blueprint, SCHMUX_TEXT),
+    (schmux_git.blueprint, SCHMUX),
+    (schmux_git.tools_blueprint, SCHMUX_RESULT),
+    (schmux_previews.blueprint, SCHMUX_TEXT),
+    (schmux_sync.blueprint, SCHMUX_RESULT),
+    (schmux_settings.blueprint, SCHMUX_TEXT),
+    (schmux_settings.update_blueprint, SCHMUX),
+    (schmux_remote.blueprint, SCHMUX_TEXT),
+    (schmux_remote.prs_blueprint, SCHMUX),
     (maria.blueprint, MARIA),
     (caco.blueprint, CACO),
     (caco_applets.blueprint, CACO),

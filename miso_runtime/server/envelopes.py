@@ -71,6 +71,42 @@ OPENAI = Envelope(
 SCHMUX = Envelope("schmux", 400, lambda code, message: {"error": message}, _object(error=_STRING))
 SCHMUX_TEXT = Envelope("schmux-text", 400, lambda code, message: message + "\n", _STRING, mimetype="text/plain")
 
+#: The schmux routes that answer their own result objects on failure, not ``{"error"}``: the
+#: external diff and VS Code (``{"success": false, "message"}``), the syncs (``LinearSyncResult``,
+#: or ``{"success": false, "message", "is_pre_commit_hook_error", "pre_commit_error_detail"}``),
+#: the conflict resolution (``{"started": false, "message"}``) and its state (``{"message"}``).
+#: Errors this runtime raises itself (a bad token, a worker that is down) are ``{"error"}``.
+SCHMUX_RESULT = Envelope(
+    "schmux-result",
+    400,
+    lambda code, message: {"error": message},
+    {
+        "anyOf": [
+            _object(error=_STRING),
+            {
+                "type": "object",
+                "properties": {
+                    "success": {"type": "boolean"},
+                    "message": _STRING,
+                    "success_count": {"type": "integer"},
+                    "conflicting_hash": _STRING,
+                    "branch": _STRING,
+                    "is_pre_commit_hook_error": {"type": "boolean"},
+                    "pre_commit_error_detail": _STRING,
+                },
+                "required": ["success"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"started": {"type": "boolean"}, "message": _STRING, "workspace_id": _STRING},
+                "required": ["started"],
+                "additionalProperties": False,
+            },
+            _object(message=_STRING),
+        ]
+    },
+)
 
 #: Caco's errors: ``{"error": "..."}`` (Express ``res.status(n).json({error})``), and the plain
 #: text of ``/api/file`` (``res.status(n).send(text)``).

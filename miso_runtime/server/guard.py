@@ -86,7 +86,8 @@ class RequestGuard:
         if is_public(view):
             return None
         access = declared_access(view)
-        principal = self._tokens.authenticate(presented_token())
+        # On a page's own port (server/pages.py) its session cookie stands for the token that opened it.
+        principal = self._tokens.authenticate(presented_token() or request.environ.get(constants.PAGE_TOKEN_ENVIRON))
         if principal is None:
             raise MisoError(401, "unauthorized", "Invalid auth token")
         if access is None or not allows(principal.scope, access):

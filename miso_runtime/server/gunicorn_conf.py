@@ -35,6 +35,13 @@ def post_worker_init(worker) -> None:
     from miso_runtime.server import wsgi
 
     wsgi.runtime.serving_port = port  # task processes reach the local model through this port
-    line = {"event": "ready", "port": port, "pid": worker.ppid, "version": __version__}
+    line: dict[str, object] = {"event": "ready", "port": port, "pid": worker.ppid, "version": __version__}
+    # The web pages' ports belong to this worker's gevent hub (the master binds only the API's).
+    from miso_runtime.server.pages import start_pages
+    from miso_runtime.server.serve import page_server
+
+    pages = start_pages(wsgi.runtime.settings, wsgi.application, wsgi.runtime.tokens, page_server)
+    if pages:
+        line["pages"] = {page.name: page.url for page in pages}
     sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
     sys.stdout.flush()

@@ -4,7 +4,9 @@ The caller must have monkey-patched before importing this module (``miso_runtime
 and the console script do it first thing). Lifecycle:
 
 1. bind (port 0 = any free port) and start serving;
-2. print the one ready line on stdout: ``{"event":"ready","port":...,"pid":...,"version":...}``;
+2. print the one ready line on stdout: ``{"event":"ready","port":...,"pid":...,"version":...}``,
+   plus ``"pages":{"schmux":"http://127.0.0.1:PORT/",...}`` when web pages are configured
+   (``pages.py``: each page on a loopback port of its own, same app);
 3. on SIGTERM/SIGINT, the parent's death (``--parent-pid``) or stdin closing
    (``--exit-on-stdin-close``): stop accepting, end open streams with their final event,
    close idle connections, and return so the process exits 0 within ``SHUTDOWN_GRACE_S`` + 1 s.
@@ -29,6 +31,7 @@ from .. import constants
 from ..config import Settings
 from ..runtime import Runtime, build_runtime
 from .app import create_app
+from .pages import PageServer, close_pages, start_pages, stop_pages
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +61,17 @@ class _AccessLog:
         logger.debug(line.rstrip())
 
 
-def ready_line(port: int, version: str) -> str:
-    return json.dumps({"event": "ready", "port": port, "pid": os.getpid(), "version": version}, separators=(",", ":"))
+def ready_line(port: int, version: str, pages: dict[str, str] | None = None) -> str:
+    """The ready line; ``pages`` only when some are served, so the line is unchanged without them."""
+    line: dict[str, object] = {"event": "ready", "port": port, "pid": os.getpid(), "version": version}
+    if pages:
+        line["pages"] = pages
+    return json.dumps(line, separators=(",", ":"))
+
+
+def page_server(address: tuple[str, int], site) -> WSGIServer:
+    """A gevent server for one web page's port, with the API server's handler and log."""
+    return WSGIServer(address, site, handler_class=_Handler, log=_AccessLog(), error_log=_AccessLog())
 
 
 def _watch_parent(pid: int, stop: gevent.event.Event) -> None:
@@ -102,6 +114,11 @@ def serve(settings: Settings) -> int:
         (settings.host, settings.port), app, handler_class=_Handler, log=_AccessLog(), error_log=_AccessLog()
     )
     server.start()
+    try:
+        pages = start_pages(settings, app, runtime.tokens, page_server)
+    except BaseException:
+        server.stop()
+        raise
     runtime.serving_port = server.server_port
     runtime.start()
     port = server.server_port
@@ -113,20 +130,24 @@ def serve(settings: Settings) -> int:
     if settings.exit_on_stdin_close:
         gevent.spawn(_watch_stdin, stop)
     logger.info("serving on http://%s:%d (data dir %s)", settings.host, port, settings.data_dir)
-    sys.stdout.write(ready_line(port, runtime.version) + "\n")
+    sys.stdout.write(ready_line(port, runtime.version, {page.name: page.url for page in pages}) + "\n")
     sys.stdout.flush()
     stop.wait()
-    shutdown(server, app)
+    shutdown(server, app, pages)
     return 0
 
 
-def shutdown(server: WSGIServer, app) -> None:
+def shutdown(server: WSGIServer, app, pages: list[PageServer] | None = None) -> None:
     """Stop accepting, let streams send their final event, then stop the server."""
     logger.info("shutting down")
     server.close()
+    close_pages(pages or [])
     app.extensions["miso.streams"].shutdown(constants.SHUTDOWN_GRACE_S)
     runtime = app.extensions["miso.runtime"]
     runtime.bus.close_all()
     runtime.stop()
+    # The pages' servers wait for their idle connections at the same time as the API's.
+    page_stops = [gevent.spawn(stop_pages, [page]) for page in pages or []]
     server.stop(timeout=1.0)
+    gevent.joinall(page_stops)
     logger.info("stopped")

@@ -55,3 +55,11 @@ class TerminalOut(Event):
     stream_id: str
     message: dict[str, Any]
     final: bool = False
+
+
+@dataclass(frozen=True)
+class AgentsConflicts(Event):
+    """Every workspace's resolve-conflict state (the ``linear_sync_resolve_conflict`` frames of
+    ``/ws/dashboard``), sent whole after each change."""
+
+    states: list[dict[str, Any]]

@@ -35,6 +35,8 @@ class GenerationParams:
     top_p: float | None = None
     stop: list[str] | None = None
     seed: int | None = None
+    #: Hold the answer to one JSON object of this schema (a grammar made from it).
+    json_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

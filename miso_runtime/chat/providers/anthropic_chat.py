@@ -106,6 +106,13 @@ class AnthropicProvider:
         }
         if system:
             kwargs["system"] = system
+        if call.response_schema is not None:
+            # The Messages API has no JSON mode: one forced tool whose input is the schema's object.
+            name = call.response_schema.name
+            kwargs["tools"] = [
+                {"name": name, "description": "Give the answer.", "input_schema": call.response_schema.schema}
+            ]
+            kwargs["tool_choice"] = {"type": "tool", "name": name}
         try:
             stream = client.messages.create(**kwargs)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a contract code
@@ -117,6 +124,9 @@ class AnthropicProvider:
                     if event.type == "content_block_delta" and event.delta.type == "text_delta":
                         if event.delta.text:
                             yield TextDelta(event.delta.text)
+                    elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                        if event.delta.partial_json:  # the forced tool's input: the structured answer
+                            yield TextDelta(event.delta.partial_json)
                     elif event.type == "message_start":
                         prompt_tokens = event.message.usage.input_tokens
                     elif event.type == "message_delta" and event.usage is not None:

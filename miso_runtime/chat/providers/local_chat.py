@@ -41,7 +41,11 @@ class LocalProvider:
 
     def stream(self, call: ProviderCall) -> Iterator[ProviderItem]:
         messages = [{"role": turn.role, "content": turn.content} for turn in call.messages]
-        params = GenerationParams(max_tokens=call.options.max_tokens, temperature=call.options.temperature)
+        params = GenerationParams(
+            max_tokens=call.options.max_tokens,
+            temperature=call.options.temperature,
+            json_schema=call.response_schema.schema if call.response_schema is not None else None,
+        )
         try:
             _name, events = self._llm.chat(call.model, messages, params)
         except MisoError as exc:

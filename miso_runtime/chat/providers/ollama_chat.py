@@ -78,6 +78,8 @@ class OllamaProvider:
             messages=[{"role": turn.role, "content": turn.content} for turn in call.messages],
             stream=True,
             options=options or None,
+            # Ollama holds the answer to a JSON schema given as ``format``.
+            format=call.response_schema.schema if call.response_schema is not None else None,
         )
         try:
             for part in parts:

@@ -135,6 +135,15 @@ class OpenAIProvider:
             kwargs["temperature"] = call.options.temperature
         if call.options.max_tokens is not None:
             kwargs["max_completion_tokens"] = call.options.max_tokens
+        if call.response_schema is not None:  # Structured Outputs: the answer is one object of the schema
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": call.response_schema.name,
+                    "schema": call.response_schema.schema,
+                    "strict": True,
+                },
+            }
         try:
             with client.chat.completions.with_streaming_response.create(**kwargs) as response:
                 yield from _chunks(response.iter_lines())

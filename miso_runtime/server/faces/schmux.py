@@ -47,9 +47,9 @@ def quick_launch():
 @config_blueprint.get("/api/config")
 @endpoint(Access.READ, tags=TAGS)
 def get_config():
-    """The coding-agents config; ``needs_restart`` after a change that applies at the next start."""
-    store = runtime().agents_config
-    return jsonify({**store.get().model_dump(), "needs_restart": store.needs_restart})
+    """The coding-agents config, with the detected tools and built-in models (never a secret);
+    ``needs_restart`` after a change that applies at the next start."""
+    return jsonify(runtime().agents_config.view())
 
 
 @config_blueprint.route("/api/config", methods=["POST", "PUT"])

@@ -120,18 +120,33 @@ def terminal(ws, session_id: str):
         stream.close()
 
 
+def _send_dashboard(ws, workspaces: list[dict[str, Any]], conflicts: list[dict[str, Any]]) -> None:
+    """schmux's pair: the ``sessions`` frame, then one ``linear_sync_resolve_conflict`` frame per state."""
+    ws.send(json.dumps({"type": "sessions", "workspaces": workspaces}))
+    for state in conflicts:
+        ws.send(json.dumps(state))
+
+
 @sock.route("/ws/dashboard", bp=blueprint)
 @endpoint(Access.READ, tags=("schmux",))
 def dashboard(ws):
-    """Workspaces and sessions: the whole state on connect, then after every change (100 ms debounce)."""
+    """Workspaces and sessions, then every resolve-conflict state: on connect, and after every change of
+    either (100 ms trailing debounce), always the whole pair, as schmux sends it."""
     rt = runtime()
-    with rt.bus.subscribe(types=[constants.EVENT_AGENTS_STATE], capacity=64) as subscription:
-        ws.send(json.dumps({"type": "sessions", "workspaces": rt.agents.last_state()}))
+    types = [constants.EVENT_AGENTS_STATE, constants.EVENT_AGENTS_CONFLICTS]
+    with rt.bus.subscribe(types=types, capacity=64) as subscription:
+        workspaces = rt.agents.last_state()
+        conflicts = rt.agents.last_conflicts()
+        _send_dashboard(ws, workspaces, conflicts)
         for event in bus_events(ws, subscription, IDLE_CHECK_S):
             gevent.sleep(DASHBOARD_DEBOUNCE_S)
-            while (newer := subscription.get(timeout=0)) is not None:
-                event = newer
+            while event is not None:
+                if event.type == constants.EVENT_AGENTS_STATE:
+                    workspaces = event.payload["workspaces"]
+                else:
+                    conflicts = event.payload["states"]
+                event = subscription.get(timeout=0)
             try:
-                ws.send(json.dumps({"type": "sessions", "workspaces": event.payload["workspaces"]}))
+                _send_dashboard(ws, workspaces, conflicts)
             except (ConnectionClosed, OSError):
                 break

@@ -15,6 +15,7 @@ from ... import constants
 from ...auth import Access
 from ...neuro.service import SessionRequest
 from ..endpoint import endpoint
+from ..pages import page_addresses
 from . import runtime
 from .skill_neuro_models import DeviceIdBody, StartSessionBody
 
@@ -34,6 +35,7 @@ def status_document() -> dict[str, Any]:
         "workers": rt.supervisor.status(),
         "llm": rt.llm.engine.status(),
         "ws_clients": len(websocket_clients()),
+        "pages": page_addresses(),
     }
 
 
