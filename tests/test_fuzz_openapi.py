@@ -160,10 +160,12 @@ def run_schemathesis(side: Sidecar, sandbox: Path, dead_port: int, report: Path)
     )
 
 
-def read_report(report: Path) -> tuple[dict[str, int], list[str]]:
-    """From schemathesis's ndjson events: requests sent per operation, and one line per failed check."""
+def read_report(report: Path) -> tuple[dict[str, int], list[str], int]:
+    """From schemathesis's ndjson events: requests sent per operation, one line per failed check,
+    and how many failed checks were the contract's own 5xx answers (``CONTRACT_SERVER_ANSWERS``)."""
     sent: dict[str, int] = {}
     failures: list[str] = []
+    allowed = 0
     for line in report.read_text().splitlines():
         finished = json.loads(line).get("ScenarioFinished")
         if not finished:
@@ -183,12 +185,13 @@ def read_report(report: Path) -> tuple[dict[str, int], list[str]]:
                     check.get("name") == "not_a_server_error"
                     and (label, response.get("status_code")) in CONTRACT_SERVER_ANSWERS
                 ):
+                    allowed += 1
                     continue
                 failures.append(
                     f"{label}: {check.get('name')} (status {response.get('status_code')}); "
                     f"body {json.dumps(case.get('body'))[:300]}, path {case.get('path_parameters')}"
                 )
-    return sent, sorted(set(failures))
+    return sent, sorted(set(failures)), allowed
 
 
 @pytest.mark.timeout(FUZZ_SECONDS * 2 + 300)
@@ -196,8 +199,13 @@ def test_every_documented_route_survives_fuzzing(fuzzed_sidecar, sandbox, dead_p
     document = fuzzed_sidecar.get("/openapi.json").json()
     report = tmp_path / "schemathesis.ndjson"
     result = run_schemathesis(fuzzed_sidecar, sandbox, dead_port, report)
-    sent, failures = read_report(report)
-    assert result.returncode == 0 and not failures, (
+    sent, failures, allowed = read_report(report)
+    # schemathesis exits 1 for any failed check, the contract's own 5xx included; those were
+    # filtered out above, so exit 1 with nothing left (and no errors section) is a pass.
+    finished_cleanly = result.returncode == 0 or (
+        result.returncode == 1 and allowed and "= ERRORS =" not in result.stdout
+    )
+    assert finished_cleanly and not failures, (
         f"schemathesis (seed {FUZZ_SEED}) found {len(failures)} failure(s):\n" + "\n".join(failures) + "\n"
         f"--- schemathesis (tail) ---\n{(result.stdout + result.stderr)[-8000:]}\n"
         f"--- sidecar log (tail) ---\n{fuzzed_sidecar.stderr_text()[-8000:]}"
