@@ -253,6 +253,13 @@ class SyncResult:
         return out
 
 
+def _not_found(workspace_id: str) -> dict[str, Any]:
+    """The syncs' 404 (schmux's ``LinearSyncResult`` error form)."""
+    return _answer(
+        404, {"success": False, "message": f"workspace {workspace_id} not found", "is_pre_commit_hook_error": False}
+    )
+
+
 def _answer(status: int, body: dict[str, Any] | None) -> dict[str, Any]:
     return {"status": status, "body": body}
 
@@ -525,10 +532,7 @@ class LinearSync:
         """``POST .../linear-sync-from-main``: rebase onto origin's default branch, one commit at a time."""
         ws = self._workspace(workspace_id)
         if ws is None:
-            return _answer(
-                404,
-                {"success": False, "message": f"workspace {workspace_id} not found", "is_pre_commit_hook_error": False},
-            )
+            return _not_found(workspace_id)
         try:
             with self.backend.locks.hold(workspace_id):
                 result, branch = self._sync_from_main(ws)
@@ -591,10 +595,7 @@ class LinearSync:
         """``POST .../linear-sync-to-main``: fast-forward origin's default branch to ``HEAD``."""
         ws = self._workspace(workspace_id)
         if ws is None:
-            return _answer(
-                404,
-                {"success": False, "message": f"workspace {workspace_id} not found", "is_pre_commit_hook_error": False},
-            )
+            return _not_found(workspace_id)
         try:
             with self.backend.locks.hold(workspace_id):
                 result = self._sync_to_main(ws)

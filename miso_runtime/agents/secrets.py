@@ -22,10 +22,11 @@ import logging
 import os
 import secrets as random_secrets
 import stat
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from ..settings_files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -131,38 +132,9 @@ class SecretsStore:
             return made
 
     def _write(self, data: dict[str, Any]) -> None:
-        """Temp file (created 0600) -> fsync -> rename -> fsync of the folder: old or new, never half, never open."""
-        folder = self.path.parent
+        """Atomically, through ``write_atomic``: its temp file comes from ``mkstemp``, so it is 0600
+        from its creation whatever the umask, and readers see the old file or the new one."""
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.")  # mode 0600 from its creation
+            write_atomic(self.path, json.dumps(data, indent=2))
         except OSError as exc:
             raise SecretsError(f"cannot write {self.path}: {exc.strerror}") from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), FILE_MODE)  # mkstemp made it 0600 already; whatever the umask
-                json.dump(data, handle, indent=2)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-            _fsync_folder(folder)
-        except OSError as exc:
-            Path(temp).unlink(missing_ok=True)
-            raise SecretsError(f"cannot write {self.path}: {exc.strerror}") from None
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX keeps it in the folder's entry)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
