@@ -1031,5 +1031,3 @@ RECENT_BRANCHES_MAX = 50
 RECENT_BRANCHES_EXTRA = 5
 #: ``POST /api/prepare-branch-spawn``: commit messages of the branch put in the prompt.
 BRANCH_SPAWN_MAX_COMMITS = 20
-#: Seconds between the NudgeNik checker's looks at its stop flag while it waits for the next round.
-NUDGENIK_STOP_POLL_S = 0.5

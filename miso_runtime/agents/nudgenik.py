@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from .. import constants
@@ -272,29 +271,15 @@ class NudgeNik:
         self._checker = None
 
     def _check_loop(self) -> None:
-        if self._sleep(constants.NUDGENIK_CHECK_FIRST_S):
+        if self._stop.wait(constants.NUDGENIK_CHECK_FIRST_S):
             return
         while True:
             try:
                 self.check_once()
             except Exception:  # noqa: BLE001 - one bad round must not end the checker
                 logger.exception("nudgenik check failed")
-            if self._sleep(constants.NUDGENIK_CHECK_EVERY_S):
+            if self._stop.wait(constants.NUDGENIK_CHECK_EVERY_S):
                 return
-
-    def _sleep(self, seconds: float) -> bool:
-        """Sleep ``seconds`` in short naps; True once the checker is stopped.
-
-        Plain sleeps, as the runtime's other background loops do: a long ``Event.wait`` in the
-        server's greenlet left a SIGKILLed worker's exit status unread (``last_exit_code`` None).
-        """
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(left, constants.NUDGENIK_STOP_POLL_S))
-        return True
 
     def check_once(self) -> int:
         """Ask about every waiting session and store the answers; returns how many were stored."""
