@@ -153,3 +153,48 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path: Path):
     while alive(worker_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(worker_pid)
+
+
+def test_a_killed_worker_keeps_its_exit_code_where_gevent_reaps_it(tmp_path: Path):
+    """In the server, gevent's loop reaps every child once gevent's subprocess has run a command."""
+    script = tmp_path / "patched_parent.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from gevent import monkey
+
+            monkey.patch_all()
+
+            import os
+            import signal
+            import subprocess
+            import time
+
+            from workers.protocol.base import WorkerSpec
+            from workers.supervisor import Supervisor
+
+            if __name__ == "__main__":
+                subprocess.run(["true"], check=True)  # installs libev's SIGCHLD handler
+                supervisor = Supervisor()
+                worker = supervisor.add(WorkerSpec("echo", "tests.echo_worker:run"))
+                supervisor.start_all()
+                while worker.status.state != "running":
+                    time.sleep(0.05)
+                os.kill(worker.status.pid, signal.SIGKILL)
+                while worker.status.state == "running":
+                    time.sleep(0.05)
+                print(worker.status.last_exit_code, flush=True)
+                supervisor.stop_all()
+            """
+        )
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=60,
+    )
+    assert result.stdout.split() == [str(-signal.SIGKILL)], result.stderr

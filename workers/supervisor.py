@@ -6,7 +6,8 @@ each event to ``on_event``. End of file on that pipe means the worker died: ``on
 called at once (so requests waiting on it end with an error instead of hanging) and the
 worker is started again after an exponential backoff.
 
-This module uses only ``threading`` and ``select``; it never imports gevent.
+This module uses only ``threading`` and ``select``; it never imports gevent. Where gevent's loop
+reaps a worker before multiprocessing can, ``child_exits`` keeps its exit status.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Callable
 
+from .child_exits import ChildExitWatch
 from .protocol.base import Command, Event, Shutdown, WorkerSpec, WorkerStarted
 from .runner import worker_main
 
@@ -128,6 +130,7 @@ class Worker:
             daemon=True,
         )
         process.start()
+        exit_watch = ChildExitWatch(process.pid)
         command_reader.close()
         event_writer.close()
         with self._lock:
@@ -137,7 +140,7 @@ class Worker:
             self._status.pid = process.pid
             self._status.started_at_ms = int(time.time() * 1000)
         threading.Thread(
-            target=self._pump, args=(process, event_reader), name=f"pump-{self.spec.name}", daemon=True
+            target=self._pump, args=(process, exit_watch, event_reader), name=f"pump-{self.spec.name}", daemon=True
         ).start()
         logger.info("worker %s started (pid %s)", self.spec.name, process.pid)
 
@@ -153,7 +156,7 @@ class Worker:
             except (OSError, ValueError) as exc:
                 raise WorkerUnavailable(f"the {self.spec.name} worker is gone: {exc}") from exc
 
-    def _pump(self, process: Any, events: Any) -> None:
+    def _pump(self, process: Any, exit_watch: ChildExitWatch, events: Any) -> None:
         """Forward events until the pipe ends (the worker exited), then handle the exit."""
         try:
             while True:
@@ -172,10 +175,13 @@ class Worker:
         finally:
             events.close()
         process.join(timeout=5)
-        self._exited(process)
-
-    def _exited(self, process: Any) -> None:
         code = process.exitcode
+        if code is None:
+            code = exit_watch.exit_code()
+        exit_watch.close()
+        self._exited(process, code)
+
+    def _exited(self, process: Any, code: int | None) -> None:
         with self._lock:
             if self._process is not process:
                 return
