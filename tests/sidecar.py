@@ -35,9 +35,13 @@ class Sidecar:
     ) -> None:
         """``options_in_env`` passes port and data dir as MISO_PORT/MISO_DATA_DIR (for gunicorn).
 
-        ``cwd`` is the process's working directory (default: the test's); where the runtime is
-        imported from does not depend on it.
+        ``cwd`` is the process's working directory (default: the folder holding ``data_dir``,
+        never the checkout: Caco's file browser writes under the working directory unless
+        ``MISO_CACO_ROOT`` says otherwise). Where the runtime is imported from does not depend on it.
         """
+        if cwd is None:
+            cwd = data_dir.parent
+            cwd.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.token = token
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("MISO_")}

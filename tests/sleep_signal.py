@@ -162,8 +162,12 @@ class SyntheticNight:
 
 
 def night_start_utc_s() -> float:
-    """A fixed start time for synthetic nights: 2026-11-20 23:00:00 UTC, in UNIX seconds."""
-    return _dt.datetime(2026, 11, 20, 23, 0, 0, tzinfo=_dt.timezone.utc).timestamp()
+    """A fixed start time for synthetic nights: 2025-11-20 23:00:00 UTC, in UNIX seconds.
+
+    Well in the past: the tests seed nights up to 12 days after it, and a capture the same test
+    module runs now (stamped with the wall clock) must never fall inside one of them.
+    """
+    return _dt.datetime(2025, 11, 20, 23, 0, 0, tzinfo=_dt.timezone.utc).timestamp()
 
 
 def scripted_hypnogram(hours: float) -> np.ndarray:
