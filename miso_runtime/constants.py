@@ -845,6 +845,11 @@ AGENT_MODEL_CANCEL_POLL_S = 0.02
 #: chat's: a tool call that writes a file is output, and a call cut off by ``max_tokens`` arrives
 #: as broken JSON. 8192 is what every current Claude model allows.
 AGENT_ANTHROPIC_MAX_TOKENS = 8192
+#: ``max_completion_tokens`` of an agent's turn on the local model. llama.cpp otherwise goes on until
+#: the context is full: a small model that has lost its way would spend minutes of CPU on one turn
+#: that nobody can use. The same bound as Anthropic's, for the same reason (a file written by a tool
+#: call is output). Cloud OpenAI requests send none: their reasoning tokens count against it.
+AGENT_LOCAL_MAX_TOKENS = AGENT_ANTHROPIC_MAX_TOKENS
 #: Tokens an attached image counts for in the budget: about what OpenAI (765-1105 for a
 #: high-detail tile set) and Anthropic (~1600 for a 1.15-megapixel image) charge for a screenshot.
 AGENT_IMAGE_TOKENS = 1500

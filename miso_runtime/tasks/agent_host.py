@@ -24,6 +24,7 @@ from ..agent.tools.base import ToolContext
 from ..agent.tools.caco.env import CacoToolEnv
 from ..agent.tools.registry import maria_tools, run_tool_call
 from ..agent.tools.todo_list import TodoList
+from ..constants import AGENT_LOCAL_MAX_TOKENS
 from ..errors import MisoError
 from .launch import ModelSpec, TaskLaunch
 
@@ -42,9 +43,10 @@ def build_model(spec: ModelSpec) -> ToolCallingModel:
         return OllamaToolModel(spec.model, spec.base_url or "", spec.context_tokens)
     from ..agent.models.openai_tools import OpenAIToolModel
 
-    model = OpenAIToolModel(spec.model, spec.api_key, spec.base_url, spec.context_tokens)
-    if spec.provider == "local":
-        model.name = spec.name
+    if spec.provider != "local":
+        return OpenAIToolModel(spec.model, spec.api_key, spec.base_url, spec.context_tokens)
+    model = OpenAIToolModel(spec.model, spec.api_key, spec.base_url, spec.context_tokens, AGENT_LOCAL_MAX_TOKENS)
+    model.name = spec.name
     return model
 
 

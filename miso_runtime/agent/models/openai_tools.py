@@ -114,10 +114,18 @@ class _Accumulator:
 class OpenAIToolModel:
     """A tool-calling model on OpenAI (or a server that speaks its Chat Completions API)."""
 
-    def __init__(self, model: str, api_key: str | None, base_url: str | None, context_tokens: int) -> None:
+    def __init__(
+        self,
+        model: str,
+        api_key: str | None,
+        base_url: str | None,
+        context_tokens: int,
+        max_output_tokens: int | None = None,
+    ) -> None:
         self.model = model
         self.name = f"openai:{model}"
         self.context_tokens = context_tokens
+        self.max_output_tokens = max_output_tokens
         self._api_key = api_key
         self._base_url = base_url
 
@@ -141,6 +149,8 @@ class OpenAIToolModel:
         }
         if tools:  # the API refuses an empty list
             request["tools"] = openai_tools(tools)
+        if self.max_output_tokens is not None:
+            request["max_completion_tokens"] = self.max_output_tokens
         return run_cancellable(lambda upstream: self._stream(request, upstream, on_text), cancel, self.name)
 
     def _stream(self, request: dict[str, Any], upstream: Upstream, on_text: TextSink | None) -> ModelTurn:
