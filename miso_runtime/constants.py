@@ -373,6 +373,9 @@ AGENTS_DASHBOARD_POLL_MS = 5000
 AGENTS_GIT_STATUS_POLL_MS = 10_000
 AGENTS_GIT_CLONE_TIMEOUT_MS = 300_000
 AGENTS_GIT_STATUS_TIMEOUT_MS = 30_000
+#: Shortest git status poll, s, whatever the config says: one thread refreshes every workspace
+#: in turn, and below this it would keep a core busy with ``git status`` on a large worktree.
+AGENTS_GIT_STATUS_POLL_FLOOR_S = 0.5
 #: Agent command-line tools ``/api/detect-tools`` looks for on PATH: (name, command).
 AGENT_CLI_TOOLS: tuple[tuple[str, str], ...] = (
     ("claude", "claude"),

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from ..constants import AGENTS_GIT_STATUS_POLL_FLOOR_S
 from ..errors import MisoError
 from ..settings_files import write_atomic
 from .branch_url import branch_url
@@ -133,8 +134,12 @@ class AgentsBackend:
         self.workspace_extras: Callable[[str], dict[str, Any]] = lambda _workspace_id: {}
         #: Called with a workspace id after the workspace is gone (disposed or dropped by a scan).
         self.on_workspace_removed: list[Callable[[str], None]] = []
-        poll_s = max(0.5, config.sessions.git_status_poll_interval_ms / 1000)
-        self.git = StatusCache(poll_s, lambda workspace_id: self.workspaces.git_status(workspace_id))
+        poll_s = max(AGENTS_GIT_STATUS_POLL_FLOOR_S, config.sessions.git_status_poll_interval_ms / 1000)
+        self.git = StatusCache(
+            poll_s,
+            lambda workspace_id: self.workspaces.git_status(workspace_id, side_by_side=False),
+            compute_now=lambda workspace_id: self.workspaces.git_status(workspace_id),
+        )
 
     def changed(self, workspace_id: str | None = None) -> None:
         """Something the dashboard shows changed (outside this class): refresh the workspace's git

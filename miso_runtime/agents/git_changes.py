@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import constants
 from ..errors import MisoError
+from .concurrent_calls import concurrently
 from .git_diff import Deadline, ExternalDiffRunner, diff_files, find_vscode, launch_detached, vscode_missing_message
-from .git_graph import compute_graph, uncommitted_stats
+from .git_graph import compute_graph, reader, uncommitted_stats
+from .git_status import read_head
 from .workspaces import Workspace, WorkspaceError, run_git
 
 if TYPE_CHECKING:
@@ -235,10 +237,9 @@ class GitOperations:
         workspace = self._workspace(workspace_id, "workspace not found")
         if self._backend.locks.busy(workspace_id):
             return None
-        try:
-            self._backend.git.refresh_now(workspace_id)
-        except Exception as exc:  # noqa: BLE001 - the diff is still worth answering
-            logger.warning("diff of %s: status refresh failed: %s", workspace_id, exc)
+        # schmux refreshes the status before the diff; the diff does not need it, so the status
+        # thread does it meanwhile instead of the request waiting for both.
+        self._backend.git.invalidate(workspace_id)
         files = diff_files(Path(workspace.path), self._read_deadline())
         return {
             "workspace_id": workspace.id,
@@ -290,17 +291,20 @@ class GitOperations:
         deadline = self._read_deadline()
         if not root.is_dir():
             raise MisoError(500, "git_failed", f"cannot resolve HEAD in workspace {workspace_id}")
-        current = run_git(["rev-parse", "--abbrev-ref", "HEAD"], root, timeout_s=deadline.left(), check=False) or ""
-        branch = current.strip() or self._branch_of(workspace)
+        commit, current = read_head(reader(root, deadline), check=False)
+        branch = current or self._branch_of(workspace)
         branch_workspaces: dict[str, list[str]] = {}
         for other in self._backend.workspaces.list():
             if other.repo == workspace.repo:
                 name = branch if other.id == workspace.id else self._branch_of(other)
                 branch_workspaces.setdefault(name, []).append(other.id)
-        answer = compute_graph(
-            root, workspace.id, workspace.repo, branch, branch_workspaces, max_total, main_context, deadline
+        head = (commit, branch)
+        answer, (files, added, removed) = concurrently(
+            lambda: compute_graph(
+                root, workspace.id, workspace.repo, head, branch_workspaces, max_total, main_context, deadline
+            ),
+            lambda: uncommitted_stats(root, deadline),
         )
-        files, added, removed = uncommitted_stats(root, deadline)
         if files > 0:
             answer["dirty_state"] = {"files_changed": files, "lines_added": added, "lines_removed": removed}
         return answer

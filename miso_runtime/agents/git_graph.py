@@ -29,8 +29,9 @@ from typing import Any, Mapping
 
 from .. import constants
 from ..errors import MisoError
+from .concurrent_calls import concurrently
 from .git_diff import Deadline, git_read
-from .git_status import count_text_lines, parse_numstat, parse_porcelain_z
+from .git_status import GitAsk, count_text_lines, parse_numstat, parse_porcelain_z, remote_refs
 
 #: ``git log`` fields, separated by US and ended by RS: a subject may hold any printable text
 #: (schmux's ``|`` separator splits a subject that contains one).
@@ -238,34 +239,31 @@ def build_graph(graph: GraphInput) -> dict[str, Any]:
 # --- the git side ---------------------------------------------------------------------------
 
 
-def default_branch(root: Path, deadline: Deadline) -> str:
-    """origin's default branch (``main``), else the checkout's own branch, else ``""``."""
-    ref = (git_read(["symbolic-ref", "refs/remotes/origin/HEAD"], root, deadline) or "").strip()
-    if ref:
-        return ref.removeprefix("refs/remotes/origin/")
-    ref = (git_read(["symbolic-ref", "HEAD"], root, deadline) or "").strip()
-    for prefix in ("refs/heads/", "refs/remotes/origin/"):
-        if ref.startswith(prefix):
-            return ref.removeprefix(prefix)
-    return ""
+def reader(root: Path, deadline: Deadline) -> GitAsk:
+    """Read-only git in ``root`` within ``deadline``; ``check`` raises a 500 where the command fails."""
+
+    def git(*args: str, check: bool = True) -> str | None:
+        out = git_read(list(args), root, deadline)
+        if out is None and check:
+            raise MisoError(500, "git_failed", f"git {args[0]} failed in {root}")
+        return out
+
+    return git
 
 
-def _resolve(root: Path, ref: str, deadline: Deadline) -> str:
-    return (git_read(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root, deadline) or "").strip()
-
-
-def _log(root: Path, refs: list[str], max_count: int, deadline: Deadline) -> list[Commit]:
-    out = git_read(["log", _LOG_FORMAT, "--topo-order", f"--max-count={max_count}", *refs, "--"], root, deadline)
-    if out is None:
-        raise MisoError(500, "git_failed", f"git log failed: could not read the history of {' '.join(refs)}")
-    return parse_log(out)
+def _log(git: GitAsk, max_count: int, *starts: str, required: bool = True) -> list[Commit]:
+    """Up to ``max_count`` commits from ``starts`` in topological order; a failure is a 500 if ``required``."""
+    out = git("log", _LOG_FORMAT, "--topo-order", f"--max-count={max_count}", *starts, "--", check=False)
+    if out is None and required:
+        raise MisoError(500, "git_failed", f"git log failed: could not read the history of {' '.join(starts)}")
+    return parse_log(out or "")
 
 
 def compute_graph(
     root: Path,
     workspace_id: str,
     repo: str,
-    local_branch: str,
+    head: tuple[str, str],
     branch_workspaces: dict[str, list[str]],
     max_total: int,
     main_context: int,
@@ -273,39 +271,40 @@ def compute_graph(
 ) -> dict[str, Any]:
     """Read the history of the checkout at ``root`` and build the ``git-graph`` body.
 
-    Raises a 500 :class:`MisoError` when ``HEAD`` does not resolve (no commit yet) or
-    ``git log`` fails.
+    ``head`` is ``(commit, branch)`` of the checkout (:func:`~.git_status.read_head`). The
+    commands that do not need each other's answers run side by side. Raises a 500
+    :class:`MisoError` when ``HEAD`` does not resolve (no commit yet) or ``git log`` fails.
     """
-    default = default_branch(root, deadline)
-    origin_main = f"origin/{default}"
-    local_head = _resolve(root, "HEAD", deadline)
-    origin_head = _resolve(root, origin_main, deadline) if default else ""
+    local_head, local_branch = head
     if not local_head:
         raise MisoError(500, "git_failed", f"cannot resolve HEAD in workspace {workspace_id}")
+    git = reader(root, deadline)
+    refs = remote_refs(git, local_branch)
+    # origin's default branch, else the checkout's own branch (and origin's copy of it).
+    default = refs.default_branch or (local_branch if local_branch != "HEAD" else "")
+    origin_head = refs.default_commit if refs.default_branch else refs.heads.get(default, "")
+    origin_main = f"origin/{default}"
     fork_point = ""
     main_ahead = 0
     if origin_head and local_head != origin_head:
-        fork_point = (git_read(["merge-base", "HEAD", origin_main], root, deadline) or "").strip()
-        counted = (git_read(["rev-list", "--count", f"HEAD..{origin_main}"], root, deadline) or "").strip()
+        fork_point, counted = concurrently(
+            lambda: (git("merge-base", "HEAD", origin_main, check=False) or "").strip(),
+            lambda: (git("rev-list", "--count", f"HEAD..{origin_main}", check=False) or "").strip(),
+        )
         main_ahead = int(counted) if counted.isdigit() else 0
     if not origin_head or local_head == origin_head:
-        nodes = _log(root, ["HEAD"], main_context + 1, deadline)
+        nodes = _log(git, main_context + 1, "HEAD")
     elif not fork_point:
-        nodes = _log(root, ["HEAD", origin_main], max_total, deadline)
+        nodes = _log(git, max_total, "HEAD", origin_main)
     else:
         # Main's context before the fork, then the branch's own commits (those main gained are
         # left out: only their count is shown).
-        context = git_read(
-            ["log", _LOG_FORMAT, "--topo-order", f"--max-count={main_context}", fork_point, "--"], root, deadline
+        context, local = concurrently(
+            lambda: _log(git, main_context, fork_point, required=False),
+            lambda: _log(git, constants.GITOPS_GRAPH_MAX_LOCAL, "HEAD", required=False),
         )
-        nodes = parse_log(context or "")
-        seen = {node.hash for node in nodes}
-        local = git_read(
-            ["log", _LOG_FORMAT, "--topo-order", f"--max-count={constants.GITOPS_GRAPH_MAX_LOCAL}", "HEAD", "--"],
-            root,
-            deadline,
-        )
-        nodes += [node for node in parse_log(local or "") if node.hash not in seen]
+        seen = {node.hash for node in context}
+        nodes = context + [node for node in local if node.hash not in seen]
     return build_graph(
         GraphInput(
             nodes=nodes,
@@ -330,13 +329,17 @@ def uncommitted_stats(root: Path, deadline: Deadline) -> tuple[int, int, int]:
     The status cache counts from the merge base with main (commits included); the graph's dirty
     node is only what a commit would still take.
     """
-    porcelain = git_read(["status", "--porcelain=v1", "-z"], root, deadline) or ""
+    # The three walk the worktree each: side by side, they cost about one.
+    porcelain, numstat, listed = concurrently(
+        lambda: git_read(["status", "--porcelain=v1", "-z"], root, deadline) or "",
+        lambda: git_read(["diff", "--numstat", "HEAD", "--"], root, deadline) or "",
+        lambda: git_read(["ls-files", "--others", "--exclude-standard", "-z"], root, deadline) or "",
+    )
     changed, untracked_entries = parse_porcelain_z(porcelain)
     files = len(changed) + len(untracked_entries)
     if files == 0:
         return 0, 0, 0
-    added, removed, _ = parse_numstat(git_read(["diff", "--numstat", "HEAD", "--"], root, deadline) or "")
-    listed = git_read(["ls-files", "--others", "--exclude-standard", "-z"], root, deadline) or ""
+    added, removed, _ = parse_numstat(numstat)
     for path in filter(None, listed.split("\0")):
         added += count_text_lines(root / path, constants.GITOPS_DIFF_CONTENT_MAX_BYTES)
     return files, added, removed

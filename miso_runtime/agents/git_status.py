@@ -1,9 +1,9 @@
 """Git status of one workspace, and a cache that keeps it off the request path.
 
-Computing a status runs four or five git commands and reads untracked files: tens of
-milliseconds on a small repo, seconds on a big one. ``GET /api/sessions`` must answer at once, so
-a caller asks :class:`StatusCache` for the last value and the cache recomputes it in one
-background thread, at most once per poll interval per workspace.
+Computing a status runs up to seven git commands (the two worktree walks side by side) and reads
+untracked files: tens of milliseconds on a small repo, seconds on a big one. ``GET /api/sessions``
+must answer at once, so a caller asks :class:`StatusCache` for the last value and the cache
+recomputes it in one background thread, at most once per poll interval per workspace.
 
 What the numbers mean (the same in worktree and clone workspaces):
 
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Generic, Protocol, Sequence, TypeVar
 
 from .. import constants
+from .concurrent_calls import concurrently, in_turn
 
 logger = logging.getLogger(__name__)
 
@@ -135,39 +136,105 @@ def count_text_lines(path: Path, max_bytes: int) -> int:
     return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
 
 
+class GitAsk(Protocol):
+    """``git(*args)`` in one checkout, read-only: stdout, or ``None`` on failure with ``check=False``."""
+
+    def __call__(self, *args: str, check: bool = True) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class RemoteRefs:
+    """What ``refs/remotes/origin/`` says about a checkout, from one ``git for-each-ref``."""
+
+    #: ``refs/remotes/origin/HEAD``'s target (``refs/remotes/origin/main``) when it resolves, else ``""``.
+    default_ref: str
+    #: The commit ``default_ref`` is at (``""`` with it).
+    default_commit: str
+    #: Branch name -> commit, for the branches asked about that origin has.
+    heads: dict[str, str]
+
+    @property
+    def default_branch(self) -> str:
+        return self.default_ref.removeprefix("refs/remotes/origin/")
+
+
+def read_head(git: GitAsk, *, check: bool = True) -> tuple[str, str]:
+    """``(commit, branch)`` of ``HEAD`` in one command; the branch is ``"HEAD"`` when detached.
+
+    Where ``HEAD`` has no commit yet: raises as ``git`` does with ``check``, else ``("", "")``.
+    """
+    out = (git("rev-parse", "HEAD", "--abbrev-ref", "HEAD", check=check) or "").split()
+    return (out[0], out[1]) if len(out) == 2 else ("", "")
+
+
+def remote_refs(git: GitAsk, *branches: str) -> RemoteRefs:
+    """origin's default branch and the heads of ``branches`` on origin, in one command."""
+    wanted = [name for name in branches if name and name != "HEAD"]
+    patterns = ["refs/remotes/origin/HEAD", *(f"refs/remotes/origin/{name}" for name in wanted)]
+    listed = git("for-each-ref", "--format=%(refname)%09%(objectname)%09%(symref)", *patterns, check=False)
+    default_ref = default_commit = ""
+    heads: dict[str, str] = {}
+    for line in (listed or "").splitlines():
+        refname, _, rest = line.partition("\t")
+        commit, _, target = rest.partition("\t")
+        if not commit:
+            continue  # a dangling symbolic ref
+        if refname == "refs/remotes/origin/HEAD":
+            default_ref, default_commit = target, commit
+        else:
+            name = refname.removeprefix("refs/remotes/origin/")
+            if name in wanted:  # for-each-ref also matches refs below a pattern (feature/x for feature)
+                heads[name] = commit
+    return RemoteRefs(default_ref, default_commit, heads)
+
+
 def compute_git_status(
-    path: Path, run: GitRun, *, untracked_max_bytes: int = constants.GIT_STATUS_UNTRACKED_MAX_BYTES
+    path: Path,
+    run: GitRun,
+    *,
+    side_by_side: bool = True,
+    untracked_max_bytes: int = constants.GIT_STATUS_UNTRACKED_MAX_BYTES,
 ) -> GitStatus:
     """Compute the :class:`GitStatus` of the checkout at ``path`` (worktree or clone).
 
     Reads only local refs: run a fetch first for ahead/behind against the remote's newest state.
     Every command runs with ``--no-optional-locks`` so that a poll never takes ``index.lock`` from
-    under the agent working in the same checkout.
+    under the agent working in the same checkout. ``side_by_side`` runs the independent commands
+    at once (a route waits on the answer); the background poll runs them in turn, so that it
+    takes one core and leaves the others to the requests.
     """
+    fan_out = concurrently if side_by_side else in_turn
 
     def git(*args: str, check: bool = True) -> str | None:
         return run(["--no-optional-locks", *args], path, check=check)
 
-    branch = (git("rev-parse", "--abbrev-ref", "HEAD") or "").strip()
-    base_ref = (git("symbolic-ref", "--quiet", "refs/remotes/origin/HEAD", check=False) or "").strip()
-    if base_ref and git("rev-parse", "--verify", "--quiet", f"{base_ref}^{{commit}}", check=False) is None:
-        base_ref = ""
-    ahead = behind = 0
-    diff_from = "HEAD"
-    if base_ref:
-        counts = (git("rev-list", "--left-right", "--count", f"HEAD...{base_ref}") or "0\t0").split()
-        ahead, behind = int(counts[0]), int(counts[1])
-        merge_base = (git("merge-base", "HEAD", base_ref, check=False) or "").strip()
-        diff_from = merge_base or "HEAD"
-    added, removed, files = parse_numstat(git("diff", "--numstat", "--find-renames", diff_from, "--") or "")
-    changed, untracked = parse_porcelain_z(git("status", "--porcelain=v1", "-z", "--untracked-files=all") or "")
+    head, branch = read_head(git)
+    refs = remote_refs(git, branch)
+    base_ref = refs.default_ref
+    remote_head = refs.heads.get(branch, "") if branch and branch != "HEAD" else ""
+
+    def commits_and_lines() -> tuple[int, int, int, int, int]:
+        ahead = behind = 0
+        diff_from = "HEAD"
+        if base_ref:
+            counts, merge_base = fan_out(
+                lambda: git("rev-list", "--left-right", "--count", f"HEAD...{base_ref}") or "0\t0",
+                lambda: (git("merge-base", "HEAD", base_ref, check=False) or "").strip(),
+            )
+            ahead, behind = (int(count) for count in counts.split())
+            diff_from = merge_base or "HEAD"
+        added, removed, files = parse_numstat(git("diff", "--numstat", "--find-renames", diff_from, "--") or "")
+        return ahead, behind, added, removed, files
+
+    # The diff and the status each walk the whole worktree: side by side they cost one walk.
+    (ahead, behind, added, removed, files), porcelain = fan_out(
+        commits_and_lines, lambda: git("status", "--porcelain=v1", "-z", "--untracked-files=all") or ""
+    )
+    changed, untracked = parse_porcelain_z(porcelain)
     for rel in untracked:
         added += count_text_lines(path / rel, untracked_max_bytes)
-    remote_exists = synced = False
-    if branch and branch != "HEAD":
-        remote_head = git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}", check=False)
-        remote_exists = bool(remote_head and remote_head.strip())
-        synced = remote_exists and (git("rev-parse", "HEAD", check=False) or "").strip() == remote_head.strip()
+    remote_exists = bool(remote_head)
+    synced = remote_exists and head == remote_head
     return GitStatus(
         branch=branch,
         base=base_ref.removeprefix("refs/remotes/"),
@@ -196,13 +263,23 @@ class StatusCache(Generic[V]):
         Least seconds between the starts of two refreshes of one key (``0``: refresh on every
         :meth:`get` that finds no refresh queued).
     compute : callable
-        ``compute(key) -> value``; runs in the background thread (or the caller's, for
-        :meth:`refresh_now`).
+        ``compute(key) -> value``; runs in the background thread.
+    compute_now : callable, optional
+        What :meth:`refresh_now` runs in the caller's thread (default ``compute``): a caller that
+        waits may spend more cores on the answer than the background poll should.
     """
 
-    def __init__(self, poll_interval_s: float, compute: Callable[[str], V], *, name: str = "git-status") -> None:
+    def __init__(
+        self,
+        poll_interval_s: float,
+        compute: Callable[[str], V],
+        *,
+        compute_now: Callable[[str], V] | None = None,
+        name: str = "git-status",
+    ) -> None:
         self._interval = max(0.0, poll_interval_s)
         self._compute = compute
+        self._compute_now = compute_now or compute
         self._name = name
         self._cond = threading.Condition()
         self._values: dict[str, V] = {}
@@ -246,7 +323,7 @@ class StatusCache(Generic[V]):
         """Compute ``key`` in the caller's thread, cache and return it (errors propagate)."""
         with self._cond:
             self._started_at[key] = time.monotonic()
-        value = self._compute(key)
+        value = self._compute_now(key)
         with self._cond:
             self._values[key] = value
             self._errors.pop(key, None)

@@ -477,11 +477,12 @@ class WorkspaceManager:
             target = self._common_dir(path) if (path / ".git").is_file() else path
             self._fetch(target, ws.repo)
 
-    def git_status(self, workspace_id: str, *, fetch: bool = False) -> GitStatus:
+    def git_status(self, workspace_id: str, *, fetch: bool = False, side_by_side: bool = True) -> GitStatus:
         """Compute the :class:`~miso_runtime.agents.git_status.GitStatus` of a workspace now.
 
         Slow (several git commands, plus a network round trip with ``fetch``): callers run it off
         the request path, typically through a :class:`~miso_runtime.agents.git_status.StatusCache`.
+        ``side_by_side=False`` runs its git commands one at a time (for the background poll).
         """
         if fetch:
             self.fetch(workspace_id)
@@ -490,7 +491,7 @@ class WorkspaceManager:
         def run(args: Sequence[str], cwd: Path, *, check: bool = True) -> str | None:
             return run_git(args, cwd, timeout_s=self.status_timeout_s, check=check, what="git status failed")
 
-        return compute_git_status(path, run)
+        return compute_git_status(path, run, side_by_side=side_by_side)
 
     # --- internals --------------------------------------------------------------------------
 
