@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from miso_runtime.agents.git_changes import BodyError, decode_body, invalid_path
+from miso_runtime.agents.git_changes import invalid_path
 from miso_runtime.agents.git_diff import Deadline, ExternalDiffRunner, parse_numstat_z
 from miso_runtime.agents.git_graph import Commit, GraphInput, build_graph, graph_limits
+from miso_runtime.agents.go_json import BodyError, decode_body
 from miso_runtime.agents.tmux_sessions import TmuxSessions
 from tests.eeg import wait_until
 from tests.gitrepo import git
