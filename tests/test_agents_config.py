@@ -39,7 +39,8 @@ def store(tmp_path):
 
 def test_defaults_have_the_contract_shape(store, tmp_path):
     config = store.get().model_dump()
-    assert set(config) == CONTRACT_KEYS
+    assert set(store.view()) == CONTRACT_KEYS | {"needs_restart"}  # what GET /api/config answers
+    assert set(config) == CONTRACT_KEYS | {"remote_flavors"}  # kept in the file, shown by their own routes
     assert config["workspace_path"] == str(tmp_path / "workspaces")
     assert config["source_code_management"] == "git-worktree"
     assert set(config["terminal"]) >= {"width", "height", "seed_lines", "bootstrap_lines"}

@@ -28,6 +28,8 @@ from ..errors import MisoError
 from ..fields import PRINTABLE, PathText, SettingMs
 from ..settings_files import SettingsFile, merge_settings
 from . import builtin_models
+from . import remote_flavors as flavor_rules
+from .remote_flavors import RemoteFlavor
 from .secrets import SecretsError, SecretsStore
 
 logger = logging.getLogger(__name__)
@@ -194,6 +196,9 @@ class AgentsConfig(_Section):
     access_control: AccessControl = Field(default_factory=AccessControl)
     pr_review: PrReview = Field(default_factory=PrReview)
     notifications: Notifications = Field(default_factory=Notifications)
+    #: Remote flavors (``remote_flavors.RemoteFlavor`` fields), changed only through their own
+    #: routes and left out of ``GET /api/config``, as in schmux.
+    remote_flavors: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("workspace_path")
     @classmethod
@@ -288,7 +293,7 @@ class AgentsConfigStore:
         """
         if not isinstance(changes, dict):
             raise ConfigError("the body must be a JSON object")
-        changes = {k: v for k, v in changes.items() if k not in ("needs_restart", "models")}
+        changes = {k: v for k, v in changes.items() if k not in ("needs_restart", "models", "remote_flavors")}
         if isinstance(changes.get("run_targets"), list):
             changes["run_targets"] = [
                 t for t in changes["run_targets"] if not (isinstance(t, dict) and t.get("source") in DERIVED_SOURCES)
@@ -339,5 +344,49 @@ class AgentsConfigStore:
                 command = detected[model["base_tool"]]
                 run_targets.append({"name": model["id"], "type": "promptable", "command": command, "source": "model"})
                 seen.add(model["id"])
-        view = {**config.model_dump(), "run_targets": run_targets, "models": models}
+        view = {**config.model_dump(exclude={"remote_flavors"}), "run_targets": run_targets, "models": models}
         return {**view, "needs_restart": self.needs_restart}
+
+    # --- remote flavors (their own routes; validated by remote_flavors.py) ---------------------
+
+    def remote_flavors(self) -> list[RemoteFlavor]:
+        return [RemoteFlavor.from_stored(entry) for entry in self.get().remote_flavors]
+
+    def remote_flavor(self, flavor_id: str) -> RemoteFlavor | None:
+        return next((flavor for flavor in self.remote_flavors() if flavor.id == flavor_id), None)
+
+    def add_remote_flavor(self, request: dict[str, str]) -> RemoteFlavor:
+        """Validate and save a new flavor (:class:`FlavorError` for a broken rule)."""
+        with self._lock:
+            flavors = self.remote_flavors()
+            flavor = flavor_rules.created(request, flavors)
+            self._save_flavors([*flavors, flavor])
+        return flavor
+
+    def update_remote_flavor(self, flavor_id: str, request: dict[str, str]) -> RemoteFlavor | None:
+        """Replace a flavor's fields (``None`` when there is no such flavor)."""
+        with self._lock:
+            flavors = self.remote_flavors()
+            index = next((i for i, flavor in enumerate(flavors) if flavor.id == flavor_id), None)
+            if index is None:
+                return None
+            flavors[index] = flavor_rules.updated(flavors[index], request)
+            self._save_flavors(flavors)
+            return flavors[index]
+
+    def remove_remote_flavor(self, flavor_id: str) -> bool:
+        """Delete a flavor; ``False`` when there was none of that id."""
+        with self._lock:
+            flavors = self.remote_flavors()
+            kept = [flavor for flavor in flavors if flavor.id != flavor_id]
+            if len(kept) == len(flavors):
+                return False
+            self._save_flavors(kept)
+            return True
+
+    def _save_flavors(self, flavors: list[RemoteFlavor]) -> None:
+        try:
+            self._file.update({"remote_flavors": [flavor.stored() for flavor in flavors]})
+        except OSError:
+            logger.exception("the remote flavors could not be saved")
+            raise MisoError(500, "config_unsaved", "Failed to save config") from None

@@ -1,9 +1,10 @@
-"""schmux (seeds/004): remote workspaces and pull requests, as a runtime without either answers them.
+"""schmux (seeds/004): remote flavors, remote workspaces and pull requests.
 
-This runtime has no remote-host manager (schmux's ``remoteManager == nil``) and no GitHub pull
-request discovery yet, so these routes answer what schmux answers in that state, exactly: the
-lists are empty, an action that needs a remote host is 503 ``Remote workspace support not
-enabled``, and a pull request is never in the (empty) cache. The dashboard calls the read forms
+Remote flavors are kept and checked with schmux's rules (``agents/remote_flavors.py``). This
+runtime has no remote-host manager yet (schmux's ``remoteManager == nil``) and no GitHub pull
+request discovery, so the other routes answer what schmux answers in that state, exactly: no
+hosts, every flavor ``disconnected``, an action that needs a remote host is 503 ``Remote
+workspace support not enabled``, and a pull request is never in the (empty) cache. The dashboard calls the read forms
 on every page load (``/spawn`` polls ``flavor-statuses`` on each dashboard update), so they
 must answer, and answer the truth.
 
@@ -15,15 +16,21 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import RequestRedirect
 
 from ... import constants
+from ...agents.go_json import BodyError, decode_body
+from ...agents.remote_flavors import CREATE_FIELDS, UPDATE_FIELDS, FlavorError
 from ...auth import Access
 from ...errors import MisoError
 from ...fields import CInt, Printable
 from ..endpoint import endpoint
+from . import runtime
 from .events import sock
 
 blueprint = Blueprint("schmux_remote", __name__)
@@ -33,6 +40,8 @@ TAGS = ("schmux",)
 #: What schmux's remote routes answer without a remote manager (the WebSocket's is lower case).
 REMOTE_OFF = "Remote workspace support not enabled"
 PROVISION_OFF = "remote workspace support not enabled"
+#: Paths whose wrong method schmux answers in plain text.
+_REMOTE_PREFIXES = ("/api/config/remote-flavors", "/api/remote/")
 #: ``POST /api/prs/refresh``'s ``error``: said every time, so the dashboard shows why the list stays empty.
 PR_DISCOVERY_OFF = "pull request discovery is not available in this runtime: no GitHub repositories are queried"
 
@@ -76,6 +85,19 @@ class PrCheckoutBody(BaseModel):
     pr_number: CInt = 0
 
 
+@blueprint.before_app_request
+def _wrong_method() -> Response | None:
+    """schmux's plain-text 405 for a method its remote routes do not take (Flask's would be JSON).
+
+    A redirect counts too: ``DELETE /api/config/remote-flavors`` matches only the no-id route's
+    trailing-slash form, which Flask would answer with a 308 to it.
+    """
+    wrong = isinstance(request.routing_exception, (MethodNotAllowed, RequestRedirect))
+    if wrong and request.path.startswith(_REMOTE_PREFIXES):
+        return Response("Method not allowed\n", status=405, mimetype="text/plain")
+    return None
+
+
 @blueprint.before_request
 def _before_the_handler() -> None:
     """The provisioning terminal is refused before the upgrade, as schmux refuses it."""
@@ -88,18 +110,77 @@ def _before_the_handler() -> None:
 # --- remote flavors and hosts -------------------------------------------------------------------
 
 
+def _flavors() -> Any:
+    return runtime().agents_config
+
+
+def _flavor_request(names: tuple[str, ...]) -> dict[str, str]:
+    """The body's known fields, decoded as schmux's handler decodes them (400 ``Invalid request body``)."""
+    try:
+        raw = request.get_data(cache=True).decode("utf-8", "replace")
+        return decode_body(raw, dict.fromkeys(names, str), allow_empty=False)
+    except BodyError:
+        raise MisoError(400, "invalid_request", "Invalid request body") from None
+
+
 @blueprint.get("/api/config/remote-flavors")
 @endpoint(Access.READ, tags=TAGS)
 def remote_flavors():
-    """The configured remote flavors: none (``[]``)."""
-    return jsonify([])
+    """The configured remote flavors (``[]`` when there are none)."""
+    return jsonify([flavor.response() for flavor in _flavors().remote_flavors()])
+
+
+@blueprint.post("/api/config/remote-flavors")
+@endpoint(Access.ADMIN, tags=TAGS)
+def create_remote_flavor():
+    """Add a flavor (its id made from ``flavor``); 200 with it, 400 with schmux's reason."""
+    try:
+        flavor = _flavors().add_remote_flavor(_flavor_request(CREATE_FIELDS))
+    except FlavorError as exc:
+        raise MisoError(400, "invalid_config", str(exc)) from None
+    return jsonify(flavor.response())
+
+
+@blueprint.route("/api/config/remote-flavors/", methods=["GET", "PUT", "DELETE"])
+@endpoint(Access.READ, tags=TAGS)
+def remote_flavor_without_id():
+    """400 ``Flavor ID required``."""
+    raise MisoError(400, "invalid_request", "Flavor ID required")
 
 
 @blueprint.get("/api/config/remote-flavors/<flavor_id>")
 @endpoint(Access.READ, tags=TAGS)
 def remote_flavor(flavor_id: str):
-    """404 ``Flavor not found``: no flavor is configured."""
-    raise MisoError(404, "flavor_not_found", "Flavor not found")
+    """One flavor, or 404 ``Flavor not found``."""
+    flavor = _flavors().remote_flavor(flavor_id)
+    if flavor is None:
+        raise MisoError(404, "flavor_not_found", "Flavor not found")
+    return jsonify(flavor.response())
+
+
+@blueprint.put("/api/config/remote-flavors/<flavor_id>")
+@endpoint(Access.ADMIN, tags=TAGS)
+def update_remote_flavor(flavor_id: str):
+    """Replace every field but ``id`` and ``flavor`` (one left out becomes empty, as in schmux)."""
+    if _flavors().remote_flavor(flavor_id) is None:
+        raise MisoError(404, "flavor_not_found", "Flavor not found")
+    changes = _flavor_request(UPDATE_FIELDS)
+    try:
+        flavor = _flavors().update_remote_flavor(flavor_id, changes)
+    except FlavorError as exc:
+        raise MisoError(400, "invalid_config", str(exc)) from None
+    if flavor is None:  # removed meanwhile
+        raise MisoError(404, "flavor_not_found", "Flavor not found")
+    return jsonify(flavor.response())
+
+
+@blueprint.delete("/api/config/remote-flavors/<flavor_id>")
+@endpoint(Access.ADMIN, tags=TAGS)
+def delete_remote_flavor(flavor_id: str):
+    """204, or 404 ``invalid config: remote flavor not found: <id>``."""
+    if not _flavors().remove_remote_flavor(flavor_id):
+        raise MisoError(404, "flavor_not_found", f"invalid config: remote flavor not found: {flavor_id}")
+    return Response(status=204)
 
 
 @blueprint.get("/api/remote/hosts")
@@ -112,8 +193,15 @@ def remote_hosts():
 @blueprint.get("/api/remote/flavor-statuses")
 @endpoint(Access.READ, tags=TAGS)
 def flavor_statuses():
-    """Each flavor with its connection status: no flavors (``[]``)."""
-    return jsonify([])
+    """Each flavor with its connection status: no host is ever connected yet, so ``disconnected``.
+
+    The embedded flavor leaves out ``hostname_regex`` and ``vscode_command_template``, as schmux's.
+    """
+    statuses = []
+    for flavor in _flavors().remote_flavors():
+        shown = {k: v for k, v in flavor.response().items() if k not in ("hostname_regex", "vscode_command_template")}
+        statuses.append({"flavor": shown, "connected": False, "status": "disconnected"})
+    return jsonify(statuses)
 
 
 @blueprint.post("/api/remote/hosts/connect")
