@@ -52,7 +52,7 @@ def render(text: str, name: str, data: Mapping[str, str]) -> str:
         if end < 0:
             raise TemplateError(f"template: {name}:{_line(text, start)}: unclosed action")
         body = text[body_start:end]
-        trim_next = bool(_TRIM_RIGHT.search(body)) or body == "-"
+        trim_next = bool(_TRIM_RIGHT.search(body))
         if trim_next:
             body = body[:-1]
         pieces.append(_action(text, name, body, body_start, data))

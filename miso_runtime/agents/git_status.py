@@ -211,7 +211,7 @@ def compute_git_status(
     head, branch = read_head(git)
     refs = remote_refs(git, branch)
     base_ref = refs.default_ref
-    remote_head = refs.heads.get(branch, "") if branch and branch != "HEAD" else ""
+    remote_head = refs.heads.get(branch, "")  # none for a detached HEAD: remote_refs skips "HEAD"
 
     def commits_and_lines() -> tuple[int, int, int, int, int]:
         ahead = behind = 0

@@ -73,8 +73,10 @@ class RemoteFlavor:
         """``RemoteFlavorResponse``: every field, the optional ones only when set."""
         return {k: v for k, v in asdict(self).items() if v or k not in OPTIONAL_FIELDS}
 
-    def hostname_pattern(self) -> re.Pattern[str] | None:
-        return re.compile(self.hostname_regex) if self.hostname_regex else None
+    def status_view(self) -> dict[str, str]:
+        """The flavor as ``flavor-statuses`` embeds it: without ``hostname_regex`` and
+        ``vscode_command_template``, as schmux's."""
+        return {k: v for k, v in self.response().items() if k not in ("hostname_regex", "vscode_command_template")}
 
 
 #: The fields a create request may set (all but ``id``) and those an update may (all but ``flavor``).

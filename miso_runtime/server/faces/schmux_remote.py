@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +23,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
 from ... import constants
+from ...agents.config import AgentsConfigStore
 from ...agents.go_json import BodyError, decode_body
 from ...agents.remote_flavors import CREATE_FIELDS, UPDATE_FIELDS, FlavorError
 from ...auth import Access
@@ -110,7 +110,7 @@ def _before_the_handler() -> None:
 # --- remote flavors and hosts -------------------------------------------------------------------
 
 
-def _flavors() -> Any:
+def _flavors() -> AgentsConfigStore:
     return runtime().agents_config
 
 
@@ -193,15 +193,9 @@ def remote_hosts():
 @blueprint.get("/api/remote/flavor-statuses")
 @endpoint(Access.READ, tags=TAGS)
 def flavor_statuses():
-    """Each flavor with its connection status: no host is ever connected yet, so ``disconnected``.
-
-    The embedded flavor leaves out ``hostname_regex`` and ``vscode_command_template``, as schmux's.
-    """
-    statuses = []
-    for flavor in _flavors().remote_flavors():
-        shown = {k: v for k, v in flavor.response().items() if k not in ("hostname_regex", "vscode_command_template")}
-        statuses.append({"flavor": shown, "connected": False, "status": "disconnected"})
-    return jsonify(statuses)
+    """Each flavor with its connection status: no host is ever connected yet, so ``disconnected``."""
+    flavors = _flavors().remote_flavors()
+    return jsonify([{"flavor": f.status_view(), "connected": False, "status": "disconnected"} for f in flavors])
 
 
 @blueprint.post("/api/remote/hosts/connect")
