@@ -1,15 +1,13 @@
-"""schmux (seeds/004): remote flavors, remote workspaces and pull requests.
+"""schmux (seeds/004): remote flavors and remote workspaces.
 
 Remote flavors are kept and checked with schmux's rules (``agents/remote_flavors.py``). This
-runtime has no remote-host manager yet (schmux's ``remoteManager == nil``) and no GitHub pull
-request discovery, so the other routes answer what schmux answers in that state, exactly: no
-hosts, every flavor ``disconnected``, an action that needs a remote host is 503 ``Remote
-workspace support not enabled``, and a pull request is never in the (empty) cache. The dashboard calls the read forms
-on every page load (``/spawn`` polls ``flavor-statuses`` on each dashboard update), so they
-must answer, and answer the truth.
+runtime has no remote-host manager yet (schmux's ``remoteManager == nil``), so the other routes
+answer what schmux answers in that state, exactly: no hosts, every flavor ``disconnected``, an
+action that needs a remote host is 503 ``Remote workspace support not enabled``. The dashboard
+calls the read forms on every page load (``/spawn`` polls ``flavor-statuses`` on each dashboard
+update), so they must answer, and answer the truth.
 
-Remote routes answer errors in plain text (``http.Error``), the pull-request routes
-``{"error": "..."}``, each as schmux does.
+Remote routes answer errors in plain text (``http.Error``) as schmux does.
 """
 
 from __future__ import annotations
@@ -28,13 +26,12 @@ from ...agents.go_json import BodyError, decode_body
 from ...agents.remote_flavors import CREATE_FIELDS, UPDATE_FIELDS, FlavorError
 from ...auth import Access
 from ...errors import MisoError
-from ...fields import CInt, Printable
+from ...fields import Printable
 from ..endpoint import endpoint
 from . import runtime
 from .events import sock
 
 blueprint = Blueprint("schmux_remote", __name__)
-prs_blueprint = Blueprint("schmux_prs", __name__)
 TAGS = ("schmux",)
 
 #: What schmux's remote routes answer without a remote manager (the WebSocket's is lower case).
@@ -42,8 +39,6 @@ REMOTE_OFF = "Remote workspace support not enabled"
 PROVISION_OFF = "remote workspace support not enabled"
 #: Paths whose wrong method schmux answers in plain text.
 _REMOTE_PREFIXES = ("/api/config/remote-flavors", "/api/remote/")
-#: ``POST /api/prs/refresh``'s ``error``: said every time, so the dashboard shows why the list stays empty.
-PR_DISCOVERY_OFF = "pull request discovery is not available in this runtime: no GitHub repositories are queried"
 
 
 class FixedWindowLimiter:
@@ -76,13 +71,6 @@ class ConnectBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     flavor_id: Printable = ""
-
-
-class PrCheckoutBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    repo_url: Printable = ""
-    pr_number: CInt = 0
 
 
 @blueprint.before_app_request
@@ -232,29 +220,3 @@ def provision_without_id(ws):
 def provision(ws, provision_id: str):
     """503 before the upgrade: no remote host, so no provisioning terminal to attach to."""
     ws.close()
-
-
-# --- pull requests ------------------------------------------------------------------------------
-
-
-@prs_blueprint.get("/api/prs")
-@endpoint(Access.READ, tags=TAGS)
-def prs():
-    """The cached pull requests: none, never fetched."""
-    return jsonify(prs=[], last_fetched_at=None)
-
-
-@prs_blueprint.post("/api/prs/refresh")
-@endpoint(Access.ADMIN, tags=TAGS)
-def refresh_prs():
-    """200 with no pull requests and an ``error`` saying why: this runtime queries no GitHub repositories."""
-    return jsonify(prs=[], fetched_count=0, error=PR_DISCOVERY_OFF, retry_after_sec=None)
-
-
-@prs_blueprint.post("/api/prs/checkout")
-@endpoint(Access.ADMIN, body=PrCheckoutBody, tags=TAGS)
-def checkout_pr(body: PrCheckoutBody):
-    """400 without ``repo_url`` and a positive ``pr_number``; else 404: the pull-request cache is empty."""
-    if not body.repo_url or body.pr_number <= 0:
-        raise MisoError(400, "invalid_request", "repo_url and pr_number are required")
-    raise MisoError(404, "pr_not_found", f"PR #{body.pr_number} not found for {body.repo_url}")
