@@ -9,12 +9,14 @@ Each speaks its provider's exact wire format so the official client libraries (`
 """
 
 from .anthropic_standin import AnthropicStandIn
+from .github_api import GitHubApiStandIn
 from .ollama_standin import OllamaStandIn
 from .openai_standin import OpenAIStandIn
 from .server import RecordedRequest, Script, ScriptedToolCall, StandInServer, StreamOutcome, Turn
 
 __all__ = [
     "AnthropicStandIn",
+    "GitHubApiStandIn",
     "OllamaStandIn",
     "OpenAIStandIn",
     "RecordedRequest",
