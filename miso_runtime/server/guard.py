@@ -4,6 +4,10 @@ In order: the ``Host`` header must name a loopback host (a page on another site 
 its DNS name to 127.0.0.1 still sends its own name); a browser ``Origin`` must be allowed;
 the body must fit the size limit; and the token must exist and carry a scope that the
 route's declared access allows. Preflight ``OPTIONS`` requests get their CORS answer here.
+
+The schmux dashboard's TLS listener with GitHub login on (``login_gate.py``) checks host, origin
+and CORS itself, by schmux's rules, and marks its requests; for them the guard skips those
+checks, and a verified login session stands for an admin caller on schmux's routes only.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, g, request
 
 from .. import constants
-from ..auth import TokenService, allows
+from ..auth import Principal, TokenScope, TokenService, allows
 from ..config import Settings
 from ..errors import MisoError
 from .endpoint import declared_access, declared_max_body, is_public
@@ -25,16 +29,32 @@ ALLOWED_HEADERS = "Authorization, Content-Type, x-miso-auth, Last-Event-ID"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
-def presented_token() -> str | None:
-    """The token from ``x-miso-auth``, ``Authorization: Bearer`` or ``?token=``, in that order."""
-    header = request.headers.get("x-miso-auth")
+def presented_token(req=None) -> str | None:
+    """The token from ``x-miso-auth``, ``Authorization: Bearer`` or ``?token=``, in that order.
+
+    ``req``: a werkzeug request outside Flask (the dashboard's login gate); default Flask's.
+    """
+    req = request if req is None else req
+    header = req.headers.get("x-miso-auth")
     if header:
         return header.strip()
-    authorization = request.headers.get("Authorization", "")
+    authorization = req.headers.get("Authorization", "")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.args.get("token") or None
+    return req.args.get("token") or None
+
+
+def _login_principal() -> Principal | None:
+    """The caller of a request the dashboard's login gate verified a GitHub session for.
+
+    schmux gives a logged-in person the whole of its API and nothing else exists there, so the
+    session counts as admin, on schmux's routes only (never the Miso, Maria or Caco faces).
+    """
+    session = request.environ.get(constants.LOGIN_SESSION_ENVIRON)
+    if session is None or not (request.blueprint or "").startswith("schmux"):
+        return None
+    return Principal(f"github:{session.login}", TokenScope.ADMIN)
 
 
 def _hostname(host_header: str) -> str:
@@ -71,10 +91,11 @@ class RequestGuard:
         return parts.hostname in self._hosts and f"{parts.hostname}:{port}" == request.host
 
     def check(self) -> Response | None:
-        if _hostname(request.host) not in self._hosts:
+        gated = bool(request.environ.get(constants.LOGIN_GATE_ENVIRON))
+        if not gated and _hostname(request.host) not in self._hosts:
             raise MisoError(403, "forbidden_host", f"requests must address a loopback host, not {request.host!r}")
         origin = request.headers.get("Origin")
-        if origin is not None and not self._origin_allowed(origin):
+        if not gated and origin is not None and not self._origin_allowed(origin):
             raise MisoError(403, "origin_not_allowed", f"origin {origin!r} is not in the allowed origins")
         if request.method == "OPTIONS":
             return self._preflight(origin)
@@ -88,6 +109,8 @@ class RequestGuard:
         access = declared_access(view)
         # On a page's own port (server/pages.py) its session cookie stands for the token that opened it.
         principal = self._tokens.authenticate(presented_token() or request.environ.get(constants.PAGE_TOKEN_ENVIRON))
+        if principal is None:
+            principal = _login_principal()
         if principal is None:
             raise MisoError(401, "unauthorized", "Invalid auth token")
         if access is None or not allows(principal.scope, access):
@@ -111,6 +134,8 @@ class RequestGuard:
 
     def add_cors_headers(self, response: Response) -> Response:
         origin = request.headers.get("Origin")
+        if request.environ.get(constants.LOGIN_GATE_ENVIRON):
+            return response  # the login gate adds schmux's CORS headers
         if origin is not None and self._origin_allowed(origin):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Credentials"] = "true"

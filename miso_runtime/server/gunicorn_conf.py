@@ -38,8 +38,12 @@ def post_worker_init(worker) -> None:
     line: dict[str, object] = {"event": "ready", "port": port, "pid": worker.ppid, "version": __version__}
     # The web pages' ports belong to this worker's gevent hub (the master binds only the API's).
     from miso_runtime.server.pages import start_pages
-    from miso_runtime.server.serve import page_server
+    from miso_runtime.server.serve import login_refusal, page_server
 
+    refusal = login_refusal(wsgi.runtime)
+    if refusal is not None:
+        worker.log.error("cannot serve: %s", refusal)
+        sys.exit(3)  # gunicorn's WORKER_BOOT_ERROR: the master halts instead of restarting the worker
     pages = start_pages(wsgi.runtime.settings, wsgi.application, wsgi.runtime.tokens, page_server)
     if pages:
         line["pages"] = {page.name: page.url for page in pages}

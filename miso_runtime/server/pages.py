@@ -16,6 +16,9 @@ routes as on the main port, and everything else is a file of the build.
   SameSite=Strict) stands for that token on that page's port only. The guard
   (``guard.py``) checks it like a presented token, so the token's scope, revocation and expiry
   all apply. Sessions live in memory: a new start of the runtime ends them.
+- GitHub login (``access_control.enabled``): the schmux dashboard's listener is served with TLS
+  on ``network.bind_address`` and every request passes the login gate (``login_gate.py``) first;
+  a valid ``schmux_auth`` cookie then opens the page as a page session does.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from werkzeug.wrappers import Request, Response
 
 from .. import constants
 from ..auth import TokenService
+from ..auth.github_login import GitHubLogin
+from .guard import presented_token
+from .login_gate import LoginGate
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +88,8 @@ class PageKind:
 
 
 PAGE_KINDS: dict[str, PageKind] = {
-    # schmux's server: /api/* and /ws/* are its routes, anything else is the dashboard.
-    "schmux": PageKind("schmux", ("/api", "/ws")),
+    # schmux's server: /api/*, /ws/* and its login's /auth/* are its routes, anything else is the dashboard.
+    "schmux": PageKind("schmux", ("/api", "/ws", "/auth")),
     # Maria's web UI, built with VITE_API_BASE_URL=/v1: /v1/task*, /v1/events.
     "maria": PageKind("maria", ("/v1",)),
     # Caco's page calls /api/... and /ws at its origin's root; its routes here are under /caco.
@@ -134,7 +140,16 @@ def _hostname(host_header: str) -> str | None:
 class PageSite:
     """The WSGI app of one page's port: its API paths to ``app``, the rest from its build folder."""
 
-    def __init__(self, kind: PageKind, folder: Path, app: Flask, tokens: TokenService, sessions: PageSessions) -> None:
+    def __init__(
+        self,
+        kind: PageKind,
+        folder: Path,
+        app: Flask,
+        tokens: TokenService,
+        sessions: PageSessions,
+        login: GitHubLogin | None = None,
+    ) -> None:
+        """``login``: GitHub login, on for this page (schmux's only): its gate checks every request first."""
         self.kind = kind
         self.folder = Path(os.path.realpath(folder))
         self._app = app
@@ -142,12 +157,25 @@ class PageSite:
         self._sessions = sessions
         self._cookie = cookie_name(kind.name)
         self._hosts = {host.strip("[]") for host in constants.LOOPBACK_HOSTS}
+        self._gate = LoginGate(login, self.runtime_token_ok) if login is not None and login.enabled else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if self._gate is not None:
+            return self._gate(environ, start_response, self._serve)
+        return self._serve(environ, start_response)
+
+    def _serve(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         if self.kind.is_api(path):
             return self._app(self._to_app(environ, path), start_response)
         return self._page(Request(environ))(environ, start_response)
+
+    def runtime_token_ok(self, request: Request) -> bool:
+        """Whether ``request`` carries a token the runtime accepts: presented, or behind this page's session."""
+        token = presented_token(request)
+        if token is None and request.headers.get("Sec-Fetch-Site", "same-origin") in _OWN_FETCH_SITES:
+            token = self._sessions.token(self.kind.name, request.cookies.get(self._cookie))
+        return self._tokens.authenticate(token) is not None
 
     # --- API calls -------------------------------------------------------------------------
 
@@ -163,14 +191,16 @@ class PageSite:
     # --- the page's own files --------------------------------------------------------------
 
     def _page(self, request: Request) -> Response:
-        if _hostname(request.host) not in self._hosts:
+        gated = bool(request.environ.get(constants.LOGIN_GATE_ENVIRON))  # the login gate checked it all
+        if not gated and _hostname(request.host) not in self._hosts:
             return _text(403, f"requests must address a loopback host, not {request.host!r}\n")
         if request.method not in ("GET", "HEAD"):
             return _text(405, "the page's files are read with GET\n", {"Allow": "GET, HEAD"})
         if "token" in request.args:
             return self._login(request)
         token = self._sessions.token(self.kind.name, request.cookies.get(self._cookie))
-        if self._tokens.authenticate(token) is None:
+        logged_in = request.environ.get(constants.LOGIN_SESSION_ENVIRON) is not None
+        if not logged_in and self._tokens.authenticate(token) is None:
             return self._how_to_open(request, "This page needs a session with the runtime.")
         return self._file(request)
 
@@ -186,7 +216,8 @@ class PageSite:
             location += "?" + urlencode(rest)
         response = Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
         response.headers["Referrer-Policy"] = "no-referrer"
-        response.set_cookie(self._cookie, session_id, path="/", httponly=True, samesite="Strict", secure=False)
+        secure = bool(request.environ.get(constants.LOGIN_GATE_ENVIRON))  # served with TLS
+        response.set_cookie(self._cookie, session_id, path="/", httponly=True, samesite="Strict", secure=secure)
         logger.info("opened a session for the %s page", self.kind.name)
         return response
 
@@ -248,13 +279,20 @@ def start_pages(
 ) -> list[PageServer]:
     """Start a listener for each configured page; ``make_server(address, wsgi_app)`` builds one.
 
-    The addresses go into ``app.extensions`` for ``/v1/status``. A port that cannot be bound
-    stops the ones already started and raises (the runtime does not start half its pages).
+    With GitHub login on, schmux's is built ``make_server(address, wsgi_app, tls=(cert, key))``
+    on ``network.bind_address``, behind the login gate. The addresses go into ``app.extensions``
+    for ``/v1/status``. A port that cannot be bound stops the ones already started and raises
+    (the runtime does not start half its pages).
     """
     sessions = PageSessions()
     started: list[PageServer] = []
+    login = app.extensions["miso.runtime"].login
     try:
         for name, folder, port in settings.pages:
+            if name == "schmux" and login.enabled:
+                server, url = _start_login_dashboard(folder, port, app, tokens, sessions, login, make_server)
+                started.append(PageServer(name, url, server))
+                continue
             site = PageSite(PAGE_KINDS[name], folder, app, tokens, sessions)
             server = make_server((constants.PAGES_HOST, port), site)
             server.start()
@@ -266,6 +304,26 @@ def start_pages(
         raise
     app.extensions[constants.PAGES_EXTENSION] = {page.name: page.url for page in started}
     return started
+
+
+def _start_login_dashboard(
+    folder: Path,
+    port: int,
+    app: Flask,
+    tokens: TokenService,
+    sessions: PageSessions,
+    login: GitHubLogin,
+    make_server: Callable,
+) -> tuple[Any, str]:
+    """schmux's dashboard with GitHub login: TLS, ``network.bind_address``, the login gate in front."""
+    site = PageSite(PAGE_KINDS["schmux"], folder, app, tokens, sessions, login)
+    host = login.config.bind_address
+    server = make_server((host, port), site, tls=login.config.tls)
+    server.start()
+    shown = constants.PAGES_HOST if host in ("0.0.0.0", "::", "") else host
+    url = f"https://{shown}:{server.server_port}/"
+    logger.info("serving the schmux dashboard with GitHub login from %s on %s (bound to %s)", folder, url, host)
+    return server, url
 
 
 def close_pages(pages: list[PageServer]) -> None:

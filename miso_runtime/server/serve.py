@@ -69,9 +69,21 @@ def ready_line(port: int, version: str, pages: dict[str, str] | None = None) -> 
     return json.dumps(line, separators=(",", ":"))
 
 
-def page_server(address: tuple[str, int], site) -> WSGIServer:
-    """A gevent server for one web page's port, with the API server's handler and log."""
-    return WSGIServer(address, site, handler_class=_Handler, log=_AccessLog(), error_log=_AccessLog())
+def page_server(address: tuple[str, int], site, tls: tuple[str, str] | None = None) -> WSGIServer:
+    """A gevent server for one web page's port, with the API server's handler and log.
+
+    ``tls``: ``(certificate file, key file)`` to serve https (the schmux dashboard with GitHub login).
+    """
+    ssl_args = {"certfile": tls[0], "keyfile": tls[1]} if tls else {}
+    return WSGIServer(address, site, handler_class=_Handler, log=_AccessLog(), error_log=_AccessLog(), **ssl_args)
+
+
+def login_refusal(runtime: Runtime) -> str | None:
+    """Why the runtime must not start: GitHub login is on but misconfigured (each missing piece named)."""
+    problems = runtime.login.config.problems
+    if not problems:
+        return None
+    return "access_control.enabled is true, but the login is not configured: " + "; ".join(problems)
 
 
 def _watch_parent(pid: int, stop: gevent.event.Event) -> None:
@@ -105,6 +117,10 @@ def _watch_stdin(stop: gevent.event.Event) -> None:
 def serve(settings: Settings) -> int:
     """Serve until asked to stop; returns the process exit code."""
     runtime: Runtime = build_runtime(settings)
+    refusal = login_refusal(runtime)
+    if refusal is not None:
+        logger.error("cannot serve: %s", refusal)
+        return 2
     # Import the default provider's client library now: an import on the first request would
     # stall every greenlet for a second or more. (Importing in a native thread instead can
     # deadlock against gevent's patched locks.)
