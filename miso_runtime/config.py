@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     #: Private tmux socket (``tmux -L``) of the coding-agent sessions; tests use their own.
     tmux_socket: str = Field(default=constants.TMUX_SOCKET_NAME, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    #: Seconds a remote flavor's connect command has to bring up tmux control mode (a login that
+    #: waits for a key touch needs them); past it, the attempt fails and its process is killed.
+    remote_ready_timeout_s: float = Field(default=constants.REMOTE_READY_TIMEOUT_S, gt=0, le=3600)
 
     #: The users' own builds of the schmux, Maria and Caco web pages (a folder with
     #: ``index.html``), each served on a loopback port of its own (``server/pages.py``);
@@ -66,6 +69,12 @@ class Settings(BaseSettings):
     pages_maria_port: int = Field(default=0, ge=0, le=65535)
     pages_caco: Path | None = None
     pages_caco_port: int = Field(default=0, ge=0, le=65535)
+
+    #: GitHub's web site and REST API (a GitHub Enterprise server's ``https://HOST`` and
+    #: ``https://HOST/api/v3``, or a test's stand-in): the dashboard's login (``access_control``)
+    #: authorizes at the first and reads the user from the second.
+    github_web_url: str = constants.GITHUB_WEB_URL
+    github_api_url: str = constants.GITHUB_API_URL
 
     @field_validator("log_level")
     @classmethod

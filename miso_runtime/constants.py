@@ -969,6 +969,23 @@ AGENTS_SECRET_VALUE_MAX_CHARS = 8192
 #: ``POST /api/remote/hosts/connect`` attempts allowed per client address per window (schmux: 3 a minute).
 REMOTE_CONNECT_RATE = 3
 REMOTE_CONNECT_WINDOW_S = 60.0
+#: Seconds a connect or reconnect command has to bring up tmux control mode (schmux: 30), unless
+#: the ``remote_ready_timeout_s`` setting says otherwise; past it, the command is killed.
+REMOTE_READY_TIMEOUT_S = 30.0
+#: How long a connected remote host is valid (schmux's ``DefaultHostExpiry``: 12 hours), seconds.
+REMOTE_HOST_EXPIRY_S = 12 * 3600.0
+#: Seconds a flavor's provision command may run on a new host (schmux: 5 minutes).
+REMOTE_PROVISION_TIMEOUT_S = 300.0
+#: Seconds between checks for expired remote hosts.
+REMOTE_EXPIRY_CHECK_S = 60.0
+#: Lines of a connect command's output kept for the progress stream, and raw bytes kept for a
+#: provisioning terminal that attaches late (it is shown what it missed).
+REMOTE_PROGRESS_LINES = 200
+REMOTE_PROVISION_HISTORY_BYTES = 256 * 1024
+#: ``GET /api/remote/hosts/connect/stream`` ends after this many seconds whatever happens (schmux: 125).
+REMOTE_CONNECT_STREAM_TIMEOUT_S = 125.0
+#: File (in the data dir) keeping the remote hosts across restarts (schmux keeps them in state.json).
+REMOTE_HOSTS_FILE_NAME = "agents-remote-hosts.json"
 
 # --- schmux previews (research/schmux-rest.md section 5) ---
 #: File (in the data dir) keeping the workspaces' previews across restarts.
@@ -1039,3 +1056,49 @@ RECENT_BRANCHES_MAX = 50
 RECENT_BRANCHES_EXTRA = 5
 #: ``POST /api/prepare-branch-spawn``: commit messages of the branch put in the prompt.
 BRANCH_SPAWN_MAX_COMMITS = 20
+
+# --- schmux pull requests (research/schmux-rest.md section 7) ---
+#: GitHub's REST API (the ``github_api_url`` setting, ``MISO_GITHUB_API_URL``, replaces it: a
+#: GitHub Enterprise server's ``https://HOST/api/v3``, or a test's stand-in).
+GITHUB_API_URL = "https://api.github.com"
+#: Headers of every GitHub call (schmux's: its user agent, GitHub's JSON media type).
+GITHUB_USER_AGENT = "schmux"
+GITHUB_ACCEPT = "application/vnd.github+json"
+#: Seconds to connect to GitHub, and to wait for one answer (schmux: 30 s for the whole call).
+GITHUB_CONNECT_TIMEOUT_S = 10.0
+GITHUB_READ_TIMEOUT_S = 30.0
+#: Open pull requests asked per repository (``per_page``; schmux: 5).
+GITHUB_PRS_PER_REPO = 5
+#: ``retry_after_sec`` of a rate-limited answer (a 403) that names no ``Retry-After`` (schmux: 60).
+GITHUB_RATE_LIMIT_RETRY_S = 60
+#: Characters of a failed GitHub answer's body quoted in the error.
+GITHUB_ERROR_BODY_CHARS = 300
+#: File (in the data dir) keeping the pull requests, the public repos and the last fetch across
+#: restarts (schmux keeps them in state.json).
+PULL_REQUESTS_FILE_NAME = "agents-pull-requests.json"
+#: Seconds a checkout (fetch of the PR's ref, workspace, session) may take (schmux: 5 minutes).
+PR_CHECKOUT_TIMEOUT_S = 300.0
+
+# --- Login for a schmux dashboard beyond loopback (research/schmux-rest.md sections 1 and 10) ---
+#: GitHub's web site, where OAuth authorizes and exchanges codes (the ``github_web_url`` setting,
+#: ``MISO_GITHUB_WEB_URL``, replaces it: a GitHub Enterprise server, or a test's stand-in). The
+#: user is read from ``GITHUB_API_URL`` (``github_api_url``).
+GITHUB_WEB_URL = "https://github.com"
+#: What the login asks GitHub for: reading the user's profile, nothing of their repositories.
+LOGIN_OAUTH_SCOPE = "read:user"
+#: Cookie names of schmux's login: the signed session, the OAuth state, the logout's CSRF token.
+LOGIN_SESSION_COOKIE = "schmux_auth"
+LOGIN_STATE_COOKIE = "schmux_oauth_state"
+LOGIN_CSRF_COOKIE = "schmux_csrf"
+#: Header that must repeat the CSRF cookie on ``POST /auth/logout``.
+LOGIN_CSRF_HEADER = "X-CSRF-Token"
+#: Seconds an OAuth state cookie lives: the time a person has to approve at GitHub.
+LOGIN_STATE_MAX_AGE_S = 300
+#: Random bytes of an OAuth state and of a CSRF token (base64 without padding on the wire).
+LOGIN_RANDOM_BYTES = 32
+#: Seconds each call to GitHub (code exchange, user) may take (schmux: 10 s).
+LOGIN_HTTP_TIMEOUT_S = 10.0
+#: WSGI environ keys the schmux dashboard's TLS listener sets: that it checked host, origin and
+#: login itself (``server/login_gate.py``), and the verified login session, when there is one.
+LOGIN_GATE_ENVIRON = "miso.login_gate"
+LOGIN_SESSION_ENVIRON = "miso.login_session"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import platformdirs
@@ -21,13 +21,17 @@ from workers.supervisor import RestartPolicy, Supervisor
 from . import __version__, constants
 from .agents.branches import Branches
 from .agents.config import AgentsConfigStore
+from .agents.github_client import GitHubClient
 from .agents.nudgenik import NudgeNik
 from .agents.oneshot import OneShot
+from .agents.pull_requests import PullRequestCache, PullRequests
 from .agents.service import AgentsService
 from .agents.terminal_relay import TerminalRelay
 from .analysis.service import AnalysisService
 from .analysis.settings import UmapUserConfig
 from .auth import AdminTokenSource, TokenService, load_admin_token
+from .auth.github_login import GitHubLogin, GitHubOAuth
+from .auth.login_config import load_login_config
 from .bus import EventBus
 from .chat.catalog import ModelCatalog as ChatCatalog
 from .chat.providers.local_chat import LocalProvider
@@ -112,6 +116,10 @@ class Runtime:
     #: NudgeNik and the branch routes: one-shot questions to the chat models or agent CLIs.
     nudgenik: NudgeNik
     branches: Branches
+    #: The schmux dashboard's GitHub login (``access_control``), as configured at start.
+    login: GitHubLogin
+    #: The pull requests of the configured GitHub repos: discovery, cache, checkout for review.
+    pull_requests: PullRequests
     version: str = __version__
     #: The port this runtime serves on, once it does (task processes reach the local model through it).
     serving_port: int | None = None
@@ -219,6 +227,8 @@ def build_runtime(settings: Settings) -> Runtime:
                 "overlays_dir": str(settings.data_dir / constants.OVERLAYS_DIR_NAME),
                 "previews_file": str(settings.data_dir / constants.PREVIEWS_FILE_NAME),
                 "tmux_socket": settings.tmux_socket,
+                "remote_hosts_file": str(settings.data_dir / constants.REMOTE_HOSTS_FILE_NAME),
+                "remote_ready_timeout_s": settings.remote_ready_timeout_s,
             },
         )
     )
@@ -228,6 +238,7 @@ def build_runtime(settings: Settings) -> Runtime:
         supervisor.on_exit(name, lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
     agents_rpc = RpcClient(agents_worker, "agents", error=MisoError)
     agents = AgentsService(agents_rpc, agents_config, bus.publish)
+    agents.remote_ready_timeout_s = settings.remote_ready_timeout_s
     supervisor.on_event("agents", agents_rpc.handle_event)
     supervisor.on_event("agents", agents.handle_event)
     supervisor.on_exit("agents", agents_rpc.handle_exit)
@@ -277,9 +288,25 @@ def build_runtime(settings: Settings) -> Runtime:
         caco=caco,
         nudgenik=NudgeNik(agents, agents_config, oneshot),
         branches=Branches(agents, agents_config, oneshot),
+        login=_wire_login(settings, agents_config),
+        pull_requests=PullRequests(
+            agents,
+            agents_config,
+            PullRequestCache(settings.data_dir / constants.PULL_REQUESTS_FILE_NAME),
+            lambda: GitHubClient(settings.github_api_url, web_url=settings.github_web_url),
+        ),
     )
     holder["runtime"] = runtime
     return runtime
+
+
+def _wire_login(settings: Settings, agents_config: AgentsConfigStore) -> GitHubLogin:
+    """The dashboard login; with it on, the dashboard's build must be served too (it is what it guards)."""
+    config = load_login_config(agents_config.get(), agents_config.secrets)
+    if config.enabled and settings.pages_schmux is None:
+        missing = "the schmux dashboard's build (pages_schmux, MISO_PAGES_SCHMUX) is required: the login guards it"
+        config = replace(config, problems=(*config.problems, missing))
+    return GitHubLogin(config, GitHubOAuth(settings.github_web_url, settings.github_api_url))
 
 
 def _wire_tasks(

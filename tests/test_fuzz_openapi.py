@@ -55,8 +55,6 @@ SCHEMA_OPERATION = "GET /openapi.json"
 #: itself. Each is documented in docs/api.md with its message; any other 5xx still fails.
 CONTRACT_SERVER_ANSWERS = {
     ("POST /api/suggest-branch", 503),
-    ("POST /api/remote/hosts/connect", 503),
-    ("POST /api/remote/hosts/{host_id}/reconnect", 503),
     ("POST /api/update", 500),
 }
 

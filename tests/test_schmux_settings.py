@@ -4,6 +4,7 @@ the auth secrets, update, dev mode, and the remote and pull-request routes of a 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import uuid
 from pathlib import Path
@@ -250,22 +251,25 @@ def test_dev_mode_is_off_so_its_routes_do_not_exist(side):
     assert "dev_mode" not in side.http.get("/api/healthz").json()
 
 
-def test_remote_routes_answer_as_without_remote_support(side):
+def test_remote_routes_answer_with_no_flavor_or_host(side):
     assert side.get("/api/config/remote-flavors").json() == []
     assert side.get("/api/remote/hosts").json() == []
     assert side.get("/api/remote/flavor-statuses").json() == []
     missing = side.get("/api/config/remote-flavors/gpu_large")
     assert missing.status_code == 404 and plain(missing) == "Flavor not found"
     reconnect = side.post("/api/remote/hosts/remote-abc/reconnect")
-    assert reconnect.status_code == 503 and plain(reconnect) == "Remote workspace support not enabled"
+    assert reconnect.status_code == 404 and plain(reconnect) == "Host not found"
+    assert side.delete("/api/remote/hosts/remote-abc").status_code == 204  # schmux: always 204
+    no_id = side.delete("/api/remote/hosts/")
+    assert no_id.status_code == 400 and plain(no_id) == "Host ID required"
 
     # Three connection attempts a minute per address (a body that does not parse is not one).
     assert side.post("/api/remote/hosts/connect", json={"flavor_id": 7}).status_code == 400
     no_flavor = side.post("/api/remote/hosts/connect", json={})
     assert no_flavor.status_code == 400 and plain(no_flavor) == "flavor_id is required"
     for _ in range(2):
-        off = side.post("/api/remote/hosts/connect", json={"flavor_id": "gpu_large"})
-        assert off.status_code == 503 and plain(off) == "Remote workspace support not enabled"
+        unknown = side.post("/api/remote/hosts/connect", json={"flavor_id": "gpu_large"})
+        assert unknown.status_code == 404 and plain(unknown) == "Flavor not found: gpu_large"
     limited = side.post("/api/remote/hosts/connect", json={"flavor_id": "gpu_large"})
     assert limited.status_code == 429
     assert plain(limited) == "Rate limit exceeded. Max 3 connection attempts per minute."
@@ -273,20 +277,25 @@ def test_remote_routes_answer_as_without_remote_support(side):
 
 def test_provisioning_terminal_is_refused_before_the_upgrade(side):
     headers = {**HANDSHAKE, "x-miso-auth": side.token}
-    off = side.http.get("/ws/provision/provision-remote-abc123", headers=headers)
-    assert off.status_code == 503 and plain(off) == "remote workspace support not enabled"
+    unknown = side.http.get("/ws/provision/provision-remote-abc123", headers=headers)
+    assert unknown.status_code == 404 and plain(unknown) == "remote host connection not found"
+    malformed = side.http.get("/ws/provision/remote-abc123", headers=headers)
+    assert malformed.status_code == 400 and plain(malformed) == "invalid provision ID format"
     empty = side.http.get("/ws/provision/", headers=headers)
     assert empty.status_code == 400 and plain(empty) == "provision ID is required"
     assert side.http.get("/ws/provision/provision-remote-abc123", headers=HANDSHAKE).status_code == 401
 
 
-def test_pull_requests_answer_as_with_an_empty_cache(side):
+def test_pull_requests_without_github_repos(side):
+    """No configured repo is on GitHub: a refresh asks nothing and finds nothing (GitHub itself is
+    stood in by ``tests/test_schmux_prs.py``)."""
     assert side.get("/api/prs").json() == {"prs": [], "last_fetched_at": None}
     refreshed = side.post("/api/prs/refresh")
     assert refreshed.status_code == 200
-    body = refreshed.json()
-    assert body["prs"] == [] and body["fetched_count"] == 0 and body["retry_after_sec"] is None
-    assert "not available" in body["error"]
+    assert refreshed.json() == {"prs": [], "fetched_count": 0, "retry_after_sec": None}
+    listing = side.get("/api/prs").json()
+    assert listing["prs"] == [] and "error" not in listing
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", listing["last_fetched_at"])
     required = side.post("/api/prs/checkout", json={"repo_url": "https://github.com/me/app", "pr_number": 0})
     assert required.status_code == 400 and required.json() == {"error": "repo_url and pr_number are required"}
     absent = side.post("/api/prs/checkout", json={"repo_url": "https://github.com/me/app", "pr_number": 7})

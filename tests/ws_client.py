@@ -9,7 +9,7 @@ import time
 from typing import Any, Callable
 
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, Message, Request, TextMessage
+from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Message, Request, TextMessage
 
 
 def open_websocket(port: int, path: str, receive_buffer_bytes: int | None = None) -> tuple[socket.socket, WSConnection]:
@@ -129,6 +129,84 @@ class JsonSocket:
                 elif message.get("type") == "append":
                     out += message["content"]
             return out
+
+    def close(self) -> None:
+        try:
+            self.sock.sendall(self._connection.send(CloseConnection(code=1000)))
+        except Exception:  # noqa: BLE001 - already closed
+            pass
+        self.sock.close()
+
+
+class BinarySocket:
+    """A WebSocket whose server sends binary frames (a raw terminal): every byte received, in order."""
+
+    def __init__(self, port: int, path: str) -> None:
+        self.sock, self._connection = open_websocket(port, path)
+        self._data = bytearray()
+        self.text_frames: list[str] = []
+        self.close_code: int | None = None
+        self._lock = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                for event in self._connection.events():
+                    if isinstance(event, CloseConnection):
+                        with self._lock:
+                            self.close_code = event.code
+                            self._lock.notify_all()
+                        return
+                    if isinstance(event, Message):
+                        with self._lock:
+                            if isinstance(event.data, (bytes, bytearray)):
+                                self._data += event.data
+                            else:
+                                self.text_frames.append(event.data)
+                            self._lock.notify_all()
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                self._connection.receive_data(data)
+        except OSError:
+            pass
+        with self._lock:
+            self.close_code = self.close_code or 1006
+            self._lock.notify_all()
+
+    @property
+    def data(self) -> bytes:
+        with self._lock:
+            return bytes(self._data)
+
+    def send_bytes(self, data: bytes) -> None:
+        self.sock.sendall(self._connection.send(BytesMessage(data)))
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        self.sock.sendall(self._connection.send(TextMessage(json.dumps(message))))
+
+    def wait_for(self, predicate: Callable[[bytes], Any], timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                value = predicate(bytes(self._data))
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"condition not met within {timeout} s; got {bytes(self._data)[-300:]!r}")
+                self._lock.wait(left)
+
+    def wait_closed(self, timeout: float = 10.0) -> int:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self.close_code is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"not closed within {timeout} s")
+                self._lock.wait(left)
+            return self.close_code
 
     def close(self) -> None:
         try:

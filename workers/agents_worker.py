@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .protocol.agents import AgentsState, TerminalAttach, TerminalClientMessage, TerminalDetach
+from .protocol.agents import AgentsState, ProvisionAttach, TerminalAttach, TerminalClientMessage, TerminalDetach
 from .protocol.base import Shutdown
 from .protocol.rpc import Call
 from .rpc import answer
@@ -41,7 +41,11 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
     from miso_runtime.agents.git_changes import GitOperations
     from miso_runtime.agents.linear_sync import sync_methods
     from miso_runtime.agents.nudges import SessionNudges
+    from miso_runtime.agents.pr_checkout import PullRequestCheckouts
     from miso_runtime.agents.previews import PreviewManager
+    from miso_runtime.agents.provision_terminal import ProvisionTerminals
+    from miso_runtime.agents.remote_hosts import HostStore, RemoteHostManager
+    from miso_runtime.agents.remote_sessions import RemoteSessions
     from miso_runtime.agents.terminal_hub import TerminalHub
     from miso_runtime.agents.tmux_sessions import TmuxSessions
     from miso_runtime.agents.workspaces import WorkspaceManager
@@ -66,6 +70,23 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
         SessionRecords(Path(options["sessions_file"])),
         on_change=lambda: publisher.publish(backend.state()),
     )
+
+    def configured_flavors() -> list[Any]:
+        """Read fresh: the server's flavor routes write the file."""
+        return AgentsConfigStore(Path(options["config_file"]), Path(options["default_workspace_path"])).remote_flavors()
+
+    remote = RemoteSessions(
+        backend,
+        RemoteHostManager(
+            HostStore(Path(options["remote_hosts_file"])),
+            configured_flavors,
+            ready_timeout_s=float(options["remote_ready_timeout_s"]),
+            on_change=backend.changed,
+        ),
+    )
+    backend.remote = remote
+    terminals.remote_stream = remote.stream_factory
+    provisions = ProvisionTerminals(remote.manager.provisioning_connection, channel.send)
 
     def reload_config() -> dict[str, Any]:
         """Pick up a saved config (targets, terminal size, poll intervals; the workspace path at restart)."""
@@ -92,7 +113,9 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
     methods.update(PreviewManager.attach(backend, Path(options["previews_file"])).methods())
     methods.update(sync_methods(backend, options, channel.send))
     methods.update(GitOperations(backend).methods())
+    methods.update(remote.methods())
     methods.update(SessionNudges(backend, terminals).methods() | BranchQueries(backend).methods())
+    methods.update(PullRequestCheckouts(backend).methods())
     stop = threading.Event()
     threading.Thread(target=_watch_state, args=(backend, publisher, stop), name="state-watch", daemon=True).start()
     pool = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="agents-call")
@@ -104,11 +127,14 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
             if isinstance(command, Call):
                 pool.submit(lambda call=command: channel.send(answer(methods, call)))
             elif isinstance(command, TerminalClientMessage):
-                terminals.message(command)  # in order, on this thread: keystrokes must not overtake
+                # in order, on this thread: keystrokes must not overtake
+                (provisions if provisions.owns(command.stream_id) else terminals).message(command)
             elif isinstance(command, TerminalAttach):
                 pool.submit(terminals.attach, command)
+            elif isinstance(command, ProvisionAttach):
+                provisions.attach(command)
             elif isinstance(command, TerminalDetach):
-                terminals.detach(command.stream_id)
+                (provisions if provisions.owns(command.stream_id) else terminals).detach(command.stream_id)
             else:
                 logger.warning("agents worker ignores %s", type(command).__name__)
     except EOFError:
@@ -116,6 +142,7 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
     finally:
         stop.set()
         terminals.close_all()
+        remote.manager.close_all()
         pool.shutdown(wait=False, cancel_futures=True)
         backend.git.close(timeout=1.0)
     logger.info("agents worker %d exiting (tmux sessions keep running)", os.getpid())

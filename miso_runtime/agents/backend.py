@@ -48,6 +48,13 @@ class SessionRecord:
     nudge: str | None = None
     #: Rises with every agent signal that asks for attention (the dashboard plays a sound on a rise).
     nudge_seq: int = 0
+    #: A session on a remote host: the host, its tmux window and pane there, when it was made
+    #: (the host's tmux is not asked), and schmux's remote session status (running, disconnected).
+    remote_host_id: str = ""
+    remote_window: str = ""
+    remote_pane: str = ""
+    created_at: str = ""
+    status: str = ""
 
     def nudge_fields(self) -> dict[str, Any]:
         """``nudge_state``, ``nudge_summary`` and ``nudge_seq`` of the session item (each omitted when empty)."""
@@ -134,6 +141,8 @@ class AgentsBackend:
         self.workspace_extras: Callable[[str], dict[str, Any]] = lambda _workspace_id: {}
         #: Called with a workspace id after the workspace is gone (disposed or dropped by a scan).
         self.on_workspace_removed: list[Callable[[str], None]] = []
+        #: The sessions on remote hosts (set by the worker; ``remote_sessions.RemoteSessions``).
+        self.remote: Any = None
         poll_s = max(AGENTS_GIT_STATUS_POLL_FLOOR_S, config.sessions.git_status_poll_interval_ms / 1000)
         self.git = StatusCache(
             poll_s,
@@ -206,6 +215,8 @@ class AgentsBackend:
             if previews:
                 entry["previews"] = previews
             answer.append(entry)
+        if self.remote is not None:
+            answer.extend(self.remote.workspaces())
         return answer
 
     def session_count(self) -> int:
@@ -271,6 +282,8 @@ class AgentsBackend:
         record = self.records.get(session_id)
         if record is None:
             raise MisoError(404, "session_not_found", f"session not found: {session_id}")
+        if record.remote_host_id and self.remote is not None:
+            return self.remote.dispose_session(record)
         name = session_name_for(session_id)
         if name in self._sessions_by_name():
             self.tmux.kill(name)
@@ -284,6 +297,8 @@ class AgentsBackend:
 
     def dispose_workspace(self, workspace_id: str, with_sessions: bool = False) -> dict[str, Any]:
         """Remove a workspace; refuse one with sessions unless ``with_sessions`` (dispose-all)."""
+        if self.remote is not None and self.remote.owns_workspace(workspace_id):
+            return self.remote.dispose_workspace(workspace_id, with_sessions)
         self.workspaces.get(workspace_id)  # 404 before anything else
         sessions = self._sessions_of(workspace_id)
         if sessions and not with_sessions:
@@ -327,6 +342,8 @@ class AgentsBackend:
         live = self._sessions_by_name()
         known = {w.id for w in self.workspaces.list()}
         for record in self.records.all():
+            if record.remote_host_id:
+                continue  # on a remote host: its own connection says whether it is there
             if record.workspace_id not in known or session_name_for(record.id) not in live:
                 self.records.drop(record.id)
         for ws in result.removed:
@@ -336,8 +353,11 @@ class AgentsBackend:
 
     def session_status(self, session_id: str) -> dict[str, Any]:
         """Whether a session is known and whether its command still runs (``/ws/terminal`` asks first)."""
-        if self.records.get(session_id) is None:
+        record = self.records.get(session_id)
+        if record is None:
             return {"exists": False, "running": False}
+        if record.remote_host_id and self.remote is not None:
+            return self.remote.session_status(record)
         info = self._sessions_by_name().get(session_name_for(session_id))
         return {"exists": info is not None, "running": bool(info and info.running)}
 

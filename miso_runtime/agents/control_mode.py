@@ -110,6 +110,58 @@ class ControlModeClient:
         self._block_lines: list[bytes] = []
         self._exit_reason: str | None = None
         self._closed = threading.Event()
+        #: Where command lines go when the client is fed by someone else (:meth:`over`).
+        self._write_fd: int | None = None
+
+    @classmethod
+    def over(
+        cls,
+        write_fd: int,
+        *,
+        on_output: Callable[[str, bytes], None] | None = None,
+        on_exit: Callable[[str | None], None] | None = None,
+    ) -> ControlModeClient:
+        """A client over a connection someone else reads: commands are written to ``write_fd``
+        and the owner hands every protocol line to :meth:`feed_lines`, then calls
+        :meth:`connection_lost` when it ends.
+
+        Why: a remote host's tmux (``tmux -CC`` at the far end of an ssh-like command) talks
+        through the pseudo-terminal of that command, which also carries its login output first;
+        its reader decides where the protocol starts.
+        """
+        client = cls([], on_output=on_output, on_exit=on_exit)
+        client._write_fd = write_fd
+        return client
+
+    def feed_lines(self, lines: Sequence[bytes]) -> None:
+        """Protocol lines (without their newlines) read by the owner of the connection.
+
+        Consecutive ``%output`` lines of one pane are delivered as one piece: a program that
+        prints fast makes one line per write of the pane, and handing each on alone would cost
+        more than reading them (escapes never span lines, so joining before unescaping is exact).
+        """
+        pane = b""
+        parts: list[bytes] = []
+        for line in lines:
+            if self._block is None and line.startswith(b"%output "):
+                target, _, data = line[8:].partition(b" ")
+                if target != pane and parts:
+                    self._deliver(pane.decode("ascii", "replace"), unescape_output(b"".join(parts)))
+                    parts = []
+                pane = target
+                parts.append(data)
+                continue
+            if parts:
+                self._deliver(pane.decode("ascii", "replace"), unescape_output(b"".join(parts)))
+                parts = []
+            self._handle_line(line)
+        if parts:
+            self._deliver(pane.decode("ascii", "replace"), unescape_output(b"".join(parts)))
+
+    def connection_lost(self) -> None:
+        """The owner's connection ended: waiting commands fail, ``on_exit`` runs once."""
+        if not self._closed.is_set():
+            self._finish()
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -133,7 +185,7 @@ class ControlModeClient:
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and not self._closed.is_set()
+        return (self._proc is not None or self._write_fd is not None) and not self._closed.is_set()
 
     @property
     def pid(self) -> int | None:
@@ -189,11 +241,11 @@ class ControlModeClient:
         future: Future[Any] = Future()
         line = (" ; ".join(commands) + "\n").encode("utf-8")
         with self._write_lock:
-            if self._proc is None or self._proc.stdin is None or self._closed.is_set():
+            if self._closed.is_set() or (self._write_fd is None and (self._proc is None or self._proc.stdin is None)):
                 raise TerminalClosedError()
             self._pending.append(_Pending(len(commands), future, on_reply))
             try:
-                fd = self._proc.stdin.fileno()
+                fd = self._write_fd if self._write_fd is not None else self._proc.stdin.fileno()  # type: ignore[union-attr]
                 view = memoryview(line)
                 while view:
                     view = view[os.write(fd, view) :]

@@ -235,9 +235,12 @@ class SessionNudges:
         if record is None:
             raise MisoError(404, "session_not_found", "session not found")
         try:
-            text = self._backend.tmux.capture(
-                session_name_for(session_id), scrollback_lines=constants.NUDGENIK_CAPTURE_LINES, escapes=False
-            )
+            if record.remote_host_id and self._backend.remote is not None:
+                text = self._backend.remote.capture(record, constants.NUDGENIK_CAPTURE_LINES)
+            else:
+                text = self._backend.tmux.capture(
+                    session_name_for(session_id), scrollback_lines=constants.NUDGENIK_CAPTURE_LINES, escapes=False
+                )
         except MisoError as exc:
             raise MisoError(500, "capture_failed", f"capture tmux session {session_id}: {exc.message}") from None
         with self._lock:

@@ -37,6 +37,8 @@ class AgentsService:
         self._publish = publish
         self._lock = threading.Lock()
         self._state: list[dict[str, Any]] | None = None
+        #: Seconds a remote host may take to come up (a spawn on it waits that long).
+        self.remote_ready_timeout_s = constants.REMOTE_READY_TIMEOUT_S
         self._conflicts: list[dict[str, Any]] | None = None
 
     # --- state ------------------------------------------------------------------------------
@@ -87,6 +89,17 @@ class AgentsService:
         config = self.config.get()
         detected = {tool["name"]: tool["command"] for tool in detect_tools(config) if tool["source"] == "detected"}
         plan = plan_spawn(request, known_targets(config, detected))
+        remote_workspace = bool(plan.workspace_id) and any(
+            w["id"] == plan.workspace_id and w.get("remote_host_id") for w in self.last_state()
+        )
+        if request.remote_flavor_id or remote_workspace:
+            return self._rpc.call(
+                "spawn_remote",
+                self.remote_ready_timeout_s + CALL_TIMEOUT_S,
+                flavor_id=request.remote_flavor_id,
+                workspace_id=plan.workspace_id,
+                sessions=[asdict(session) for session in plan.sessions],
+            )
         timeout_s = config.sessions.git_clone_timeout_ms / 1000 + CALL_TIMEOUT_S
         return self._rpc.call(
             "spawn",

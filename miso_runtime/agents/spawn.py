@@ -8,7 +8,8 @@ their exact command lines; only then does the agents worker create anything.
 Rules (schmux contract, ``POST /api/spawn``):
 
 - without ``workspace_id``, ``repo`` and ``branch`` are required (a new workspace);
-  with it, the spawn runs in that workspace and does no git operation;
+  with it, the spawn runs in that workspace and does no git operation; with
+  ``remote_flavor_id`` (or a remote host's workspace) it runs on that flavor's host;
 - ``targets`` maps target names to counts and is required; promptable targets need
   ``prompt``, command targets must not get one and always run once;
 - ``resume`` takes no prompt and runs the tool's resume command instead;
@@ -52,6 +53,7 @@ class SpawnRequest:
     targets: dict[str, int] = field(default_factory=dict)
     workspace_id: str = ""
     resume: bool = False
+    remote_flavor_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def known_targets(config: AgentsConfig, detected: dict[str, str]) -> dict[str, T
 
 def plan_spawn(request: SpawnRequest, targets: dict[str, Target]) -> SpawnPlan:
     """Check ``request`` against the rules and return the sessions to start; SpawnError otherwise."""
-    if not request.workspace_id and not (request.repo and request.branch):
+    if not request.workspace_id and not request.remote_flavor_id and not (request.repo and request.branch):
         raise SpawnError("repo and branch are required when workspace_id is empty")
     if not request.targets:
         raise SpawnError("targets is required: a map of target name to count")

@@ -46,21 +46,26 @@ class TerminalHub:
         #: keys, for the agent signals and nudges (:mod:`~miso_runtime.agents.nudges`).
         self.on_output: Callable[[str, bytes], None] | None = None
         self.on_input: Callable[[str, str], None] | None = None
+        #: How to open the stream of a session on a remote host; None for a local session
+        #: (set by the worker: ``RemoteSessions.stream_factory``).
+        self.remote_stream: Callable[[str], Callable[[], TerminalStream] | None] = lambda _session_id: None
 
     def attach(self, command: TerminalAttach) -> None:
         """Start following; a session that is gone or has exited is refused (404 or 410)."""
         name = session_name_for(command.session_id)
         try:
-            info = self._tmux.get(name)
-            if not info.running:
-                raise MisoError(410, "session_not_running", "session not running")
+            remote = self.remote_stream(command.session_id)
+            if remote is None:
+                info = self._tmux.get(name)
+                if not info.running:
+                    raise MisoError(410, "session_not_running", "session not running")
             with self._lock:
                 closer = self._closers.pop(name, None)
                 if closer is not None:
                     closer.cancel()
                 stream = self._streams.get(name)
                 if stream is None or stream.closed:
-                    stream = TerminalStream(self._tmux, name)
+                    stream = remote() if remote is not None else TerminalStream(self._tmux, name)
                     if self.on_output is not None:
                         stream.on_output = lambda data, name=name, hook=self.on_output: hook(name, data)
                     stream.start()

@@ -15,7 +15,7 @@ import threading
 import uuid
 from typing import Any, Protocol
 
-from workers.protocol.agents import TerminalAttach, TerminalClientMessage, TerminalDetach, TerminalOut
+from workers.protocol.agents import ProvisionAttach, TerminalAttach, TerminalClientMessage, TerminalDetach, TerminalOut
 
 from ..errors import MisoError
 
@@ -46,7 +46,7 @@ class RelayStream:
         except queue.Empty:
             return None
 
-    def client_message(self, kind: str, data: str = "", cols: int = 0, rows: int = 0) -> None:
+    def client_message(self, kind: str, data: str | bytes = "", cols: int = 0, rows: int = 0) -> None:
         self._relay.send(TerminalClientMessage(self.stream_id, kind, data, cols, rows))
 
     def close(self) -> None:
@@ -71,6 +71,18 @@ class TerminalRelay:
             self._streams[stream.stream_id] = stream
         try:
             self.send(TerminalAttach(stream.stream_id, session_id, seed_lines, last_seq, epoch))
+        except MisoError:
+            self.close(stream)
+            raise
+        return stream
+
+    def open_provision(self, provision_id: str) -> RelayStream:
+        """A client of a remote host's provisioning terminal (``WS /ws/provision/{id}``)."""
+        stream = RelayStream(self, uuid.uuid4().hex)
+        with self._lock:
+            self._streams[stream.stream_id] = stream
+        try:
+            self.send(ProvisionAttach(stream.stream_id, provision_id))
         except MisoError:
             self.close(stream)
             raise

@@ -30,9 +30,19 @@ class TerminalClientMessage(Command):
 
     stream_id: str
     type: str
-    data: str = ""
+    data: str | bytes = ""
     cols: int = 0
     rows: int = 0
+
+
+@dataclass(frozen=True)
+class ProvisionAttach(Command):
+    """Follow a remote host's provisioning terminal (the connect command's raw PTY) as
+    ``stream_id``; its input and resizes come as ``TerminalClientMessage`` (``data`` may be
+    bytes: a binary frame is raw input)."""
+
+    stream_id: str
+    provision_id: str
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ def spawn(body: SpawnBody):
         targets=body.targets,
         workspace_id=body.workspace_id,
         resume=body.resume,
+        remote_flavor_id=body.remote_flavor_id,
     )
     return jsonify(runtime().agents.spawn(request))
 

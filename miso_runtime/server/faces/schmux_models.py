@@ -38,6 +38,8 @@ class SpawnBody(BaseModel):
     targets: dict[str, int] = {}
     workspace_id: Printable = ""
     resume: bool = False
+    #: Spawn on the remote host of this flavor (connected first when it is not yet).
+    remote_flavor_id: Printable = ""
 
 
 class BranchConflictBody(BaseModel):

@@ -1,21 +1,25 @@
-"""schmux (seeds/004): remote flavors and remote workspaces.
+"""schmux (seeds/004): remote flavors, remote hosts and their provisioning terminals.
 
-Remote flavors are kept and checked with schmux's rules (``agents/remote_flavors.py``). This
-runtime has no remote-host manager yet (schmux's ``remoteManager == nil``), so the other routes
-answer what schmux answers in that state, exactly: no hosts, every flavor ``disconnected``, an
-action that needs a remote host is 503 ``Remote workspace support not enabled``. The dashboard
-calls the read forms on every page load (``/spawn`` polls ``flavor-statuses`` on each dashboard
-update), so they must answer, and answer the truth.
+Remote flavors are kept and checked with schmux's rules (``agents/remote_flavors.py``). Hosts
+are connected, watched and reconnected by the agents worker (``agents/remote_hosts.py``); this
+face asks it over RPC and relays the provisioning terminal (the connect command's PTY) as raw
+binary WebSocket frames. The dashboard calls ``flavor-statuses`` on every dashboard update of
+``/spawn`` and polls ``/api/remote/hosts`` each second while a host connects.
 
 Remote routes answer errors in plain text (``http.Error``) as schmux does.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
+from typing import Any, Iterator
 
+import gevent
 from flask import Blueprint, Response, jsonify, request
+from flask_sock import ConnectionClosed
 from pydantic import BaseModel, ConfigDict
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import RequestRedirect
@@ -24,19 +28,22 @@ from ... import constants
 from ...agents.config import AgentsConfigStore
 from ...agents.go_json import BodyError, decode_body
 from ...agents.remote_flavors import CREATE_FIELDS, UPDATE_FIELDS, FlavorError
+from ...agents.service import AgentsService
 from ...auth import Access
 from ...errors import MisoError
 from ...fields import Printable
 from ..endpoint import endpoint
-from . import runtime
+from ..sse import sse_response
+from . import runtime, streams
 from .events import sock
+
+logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("schmux_remote", __name__)
 TAGS = ("schmux",)
 
-#: What schmux's remote routes answer without a remote manager (the WebSocket's is lower case).
-REMOTE_OFF = "Remote workspace support not enabled"
-PROVISION_OFF = "remote workspace support not enabled"
+#: Seconds between the connect stream's looks at the attempt's output.
+PROGRESS_POLL_S = 0.2
 #: Paths whose wrong method schmux answers in plain text.
 _REMOTE_PREFIXES = ("/api/config/remote-flavors", "/api/remote/")
 
@@ -88,11 +95,15 @@ def _wrong_method() -> Response | None:
 
 @blueprint.before_request
 def _before_the_handler() -> None:
-    """The provisioning terminal is refused before the upgrade, as schmux refuses it."""
+    """The provisioning terminal is refused before the upgrade, in schmux's order."""
     if request.endpoint == f"{blueprint.name}.provision_without_id":
         raise MisoError(400, "invalid_request", "provision ID is required")
-    elif request.endpoint == f"{blueprint.name}.provision":
-        raise MisoError(503, "remote_disabled", PROVISION_OFF)
+    if request.endpoint == f"{blueprint.name}.provision":
+        provision_id = (request.view_args or {}).get("provision_id", "")
+        if not provision_id.startswith("provision-") or provision_id == "provision-":
+            raise MisoError(400, "invalid_request", "invalid provision ID format")
+        if not any(h.get("provisioning_session_id") == provision_id for h in _agents().call("remote_hosts")):
+            raise MisoError(404, "host_not_found", "remote host connection not found")
 
 
 # --- remote flavors and hosts -------------------------------------------------------------------
@@ -100,6 +111,10 @@ def _before_the_handler() -> None:
 
 def _flavors() -> AgentsConfigStore:
     return runtime().agents_config
+
+
+def _agents() -> AgentsService:
+    return runtime().agents
 
 
 def _flavor_request(names: tuple[str, ...]) -> dict[str, str]:
@@ -174,22 +189,22 @@ def delete_remote_flavor(flavor_id: str):
 @blueprint.get("/api/remote/hosts")
 @endpoint(Access.READ, tags=TAGS)
 def remote_hosts():
-    """The remote hosts: none (``[]``)."""
-    return jsonify([])
+    """Every remote host kept, with its status (``[]`` when there are none)."""
+    return jsonify(_agents().call("remote_hosts"))
 
 
 @blueprint.get("/api/remote/flavor-statuses")
 @endpoint(Access.READ, tags=TAGS)
 def flavor_statuses():
-    """Each flavor with its connection status: no host is ever connected yet, so ``disconnected``."""
-    flavors = _flavors().remote_flavors()
-    return jsonify([{"flavor": f.status_view(), "connected": False, "status": "disconnected"} for f in flavors])
+    """Each flavor with the status of its host's live connection (``disconnected`` without one)."""
+    return jsonify(_agents().call("remote_flavor_statuses"))
 
 
 @blueprint.post("/api/remote/hosts/connect")
 @endpoint(Access.ADMIN, body=ConnectBody, tags=TAGS)
 def connect_host(body: ConnectBody):
-    """429 past 3 attempts a minute, 400 without ``flavor_id``, else 503: there is no remote support.
+    """202 while the flavor's host is provisioning (the attempt under way is joined), 200 with
+    the host when it is connected; 429 past 3 attempts a minute.
 
     Attempts count from the first one whose body parses (schmux counts even a body it cannot
     read; here such a body is answered 400 naming the field before anything else).
@@ -198,14 +213,78 @@ def connect_host(body: ConnectBody):
         raise MisoError(429, "rate_limited", "Rate limit exceeded. Max 3 connection attempts per minute.")
     if not body.flavor_id:
         raise MisoError(400, "invalid_request", "flavor_id is required")
-    raise MisoError(503, "remote_disabled", REMOTE_OFF)
+    answer = _agents().call("remote_connect", flavor_id=body.flavor_id)
+    response = jsonify(answer["body"])
+    response.status_code = answer["status"]
+    return response
+
+
+@blueprint.get("/api/remote/hosts/connect/stream")
+@endpoint(Access.ADMIN, tags=TAGS)
+def connect_stream():
+    """Connect (or join the attempt under way) and stream the connect command's output lines as
+    ``data: <line>``, then ``data: connected`` or ``data: error: <reason>`` (schmux's form)."""
+    flavor_id = request.args.get("flavor_id", "")
+    if not flavor_id:
+        raise MisoError(400, "invalid_request", "flavor_id required")
+    agents = _agents()
+    return sse_response(
+        _progress_lines(agents, flavor_id),
+        registry=streams(),
+        environ=request.environ,
+        final_on_shutdown="error: the runtime is stopping",
+        formatter=lambda line, _seq: f"data: {line}\n\n",
+    )
+
+
+def _progress_lines(agents: AgentsService, flavor_id: str) -> Iterator[str]:
+    try:
+        started = agents.call("remote_connect", flavor_id=flavor_id)
+    except MisoError as exc:
+        yield f"error: {exc.message}"
+        return
+    if started["status"] == 200:
+        yield "connected"
+        return
+    host_id, cursor = started["host_id"], 0
+    deadline = time.monotonic() + constants.REMOTE_CONNECT_STREAM_TIMEOUT_S
+    while time.monotonic() < deadline:
+        progress = agents.call("remote_progress", host_id=host_id, cursor=cursor)
+        yield from progress["lines"]
+        cursor = progress["cursor"]
+        if progress["status"] == "connected":
+            yield "connected"
+            return
+        if progress["status"] in ("disconnected", "expired"):
+            yield f"error: {progress['error'] or 'connection failed'}"
+            return
+        gevent.sleep(PROGRESS_POLL_S)
+    yield "error: connection timeout"
 
 
 @blueprint.post("/api/remote/hosts/<host_id>/reconnect")
 @endpoint(Access.ADMIN, tags=TAGS)
 def reconnect_host(host_id: str):
-    """503: there is no remote support, so no host to reconnect."""
-    raise MisoError(503, "remote_disabled", REMOTE_OFF)
+    """202 while the host reconnects with the flavor's reconnect command; a reconnect that fails
+    removes the host's sessions, its workspace and the host."""
+    response = jsonify(_agents().call("remote_reconnect", host_id=host_id))
+    response.status_code = 202
+    return response
+
+
+@blueprint.delete("/api/remote/hosts/<host_id>")
+@endpoint(Access.ADMIN, tags=TAGS)
+def disconnect_host(host_id: str):
+    """204 always: the connection closes, the host stays (``disconnected``) for a reconnect."""
+    _agents().call("remote_disconnect", host_id=host_id)
+    return Response(status=204)
+
+
+@blueprint.delete("/api/remote/hosts/")
+@endpoint(Access.ADMIN, tags=TAGS)
+def disconnect_without_id():
+    """400 ``Host ID required``."""
+    raise MisoError(400, "invalid_request", "Host ID required")
 
 
 @sock.route("/ws/provision/", bp=blueprint)
@@ -218,5 +297,59 @@ def provision_without_id(ws):
 @sock.route("/ws/provision/<provision_id>", bp=blueprint)
 @endpoint(Access.DATA, tags=TAGS)
 def provision(ws, provision_id: str):
-    """503 before the upgrade: no remote host, so no provisioning terminal to attach to."""
-    ws.close()
+    """The connect command's terminal: its raw output as binary frames; binary frames (or
+    ``{"type":"input"}``/``{"type":"resize"}`` text) typed into it."""
+    stream = runtime().terminals.open_provision(provision_id)
+
+    def read_client() -> None:
+        while True:
+            try:
+                frame = ws.receive()
+            except ConnectionClosed:
+                return
+            if frame is None:
+                continue
+            try:
+                if isinstance(frame, (bytes, bytearray)):
+                    stream.client_message("input", bytes(frame))
+                    continue
+                kind, fields = _provision_message(frame)
+                stream.client_message(kind, **fields)
+            except (ValueError, TypeError) as exc:
+                logger.debug("provisioning terminal %s: malformed message: %s", provision_id, exc)
+            except MisoError as exc:
+                logger.debug("provisioning terminal %s: %s", provision_id, exc.message)
+
+    reader = gevent.spawn(read_client)
+    try:
+        while ws.connected and not reader.dead:
+            item = stream.get(1.0)
+            if item is None:
+                continue
+            message, final = item
+            if message.get("type") == "output":
+                ws.send(bytes(message["data"]))
+            if final:
+                break
+    except ConnectionClosed:
+        pass
+    finally:
+        reader.kill(block=False)
+        stream.close()
+
+
+def _provision_message(text: str) -> tuple[str, dict[str, Any]]:
+    """``{"type":"input","data":str}`` or ``{"type":"resize","data":"{\\"cols\\":N,\\"rows\\":M}"}``."""
+    message = json.loads(text)
+    if not isinstance(message, dict):
+        raise ValueError("a message is an object")
+    kind, data = message.get("type"), message.get("data", "")
+    if kind == "input" and isinstance(data, str):
+        return "input", {"data": data}
+    if kind == "resize":
+        size = json.loads(data) if isinstance(data, str) else data
+        cols, rows = int(size["cols"]), int(size["rows"])
+        if cols < 1 or rows < 1:
+            raise ValueError("cols and rows must be positive")
+        return "resize", {"cols": cols, "rows": rows}
+    raise ValueError(f"unknown message type {kind!r}")
