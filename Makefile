@@ -47,6 +47,13 @@ browser:
 	  else \
 	    echo "chromium is missing: make doctor says how to install it"; exit 1; \
 	  fi; }
+	@command -v openssl >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's openssl for the TLS tests (a test certificate)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; \
+	  else \
+	    echo "openssl is missing: make doctor says how to install it"; exit 1; \
+	  fi; }
 
 doctor:
 	@$(PYTHON) miso_runtime/doctor.py

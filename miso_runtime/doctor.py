@@ -64,6 +64,11 @@ def checks() -> list[Check]:
         _command(
             "tmux", "tmux runs coding agents in terminals", "apt-get install tmux (Debian/Ubuntu) or brew install tmux"
         ),
+        _command(
+            "openssl",
+            "openssl makes the test certificate of the dashboard's TLS tests (tests/test_schmux_login.py)",
+            "apt-get install openssl (Debian; `make test` does this itself when run as root) or brew install openssl",
+        ),
         Check(
             "C compiler",
             bool(compilers),

@@ -105,6 +105,21 @@ def wait_status(side, flavor_id: str, *statuses: str, timeout: float = 15.0) -> 
     return wait_until(lambda: (h := host_of(side, flavor_id))["status"] in statuses and h, timeout=timeout)
 
 
+def processes_running(command_line: str) -> list[int]:
+    """Pids whose command line is ``command_line`` (read from /proc, as pgrep -f does)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip() == command_line.encode()
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -184,8 +199,7 @@ def test_a_command_that_exits_at_once_or_never_reaches_tmux_is_disconnected(side
     assert connect(side, silent).status_code == 202
     wait_status(side, silent, "disconnected", timeout=20)
     assert time.monotonic() - started < 15  # the 4 s ready timeout of this sidecar, not forever
-    leftover = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True).stdout.split()
-    assert not [pid for pid in leftover if pid_alive(int(pid))]
+    assert not [pid for pid in processes_running("sleep 600") if pid_alive(pid)]
 
 
 def test_connect_stream_reports_progress_then_connected(side, state_dir):
