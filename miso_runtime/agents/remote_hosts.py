@@ -454,10 +454,11 @@ class RemoteHostManager:
                 on_fail(host_id)
             return
         now = time.time()
+        # the connection starts with the kept hostname, so its facts always hold the latest one
         host = self.store.update(
             host_id,
             status=CONNECTED,
-            hostname=conn.facts.hostname or (self.store.get(host_id) or RemoteHost(host_id, "")).hostname,
+            hostname=conn.facts.hostname,
             uuid=conn.facts.uuid,
             connected_at=now,
             expires_at=now + constants.REMOTE_HOST_EXPIRY_S,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 
 from .control_mode import ControlModeClient, Reply, TerminalClosedError
-from .terminal import _STATE_FORMAT, TerminalEvent, TerminalStream, _Segment
+from .terminal import TerminalEvent, TerminalStream, _Segment
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,7 @@ class RemoteTerminalStream(TerminalStream):
         with self._snapshot_lock:
             client = self._require_client()
             segment = _Segment(*self._bounds)
-            target = self.pane_id
-            commands = [
-                f"display-message -p -t {target} '{_STATE_FORMAT}'",
-                f"capture-pane -p -e -J -t {target}",
-                f"capture-pane -p -e -J -a -q -t {target}",
-                f"capture-pane -p -e -J -S -{max(0, int(scrollback_lines))} -E -1 -t {target}",
-            ]
+            commands = self._snapshot_commands(scrollback_lines)
 
             def switch(replies: list[Reply]) -> TerminalEvent:
                 snap = self._build_snapshot(replies, scrollback_lines)

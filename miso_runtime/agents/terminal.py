@@ -726,10 +726,7 @@ class TerminalStream:
             )
             target = self.pane_id
             commands = [
-                f"display-message -p -t {target} '{_STATE_FORMAT}'",
-                f"capture-pane -p -e -J -t {target}",
-                f"capture-pane -p -e -J -a -q -t {target}",
-                f"capture-pane -p -e -J -S -{max(0, int(scrollback_lines))} -E -1 -t {target}",
+                *self._snapshot_commands(scrollback_lines),
                 f"pipe-pane -O -t {target} {segment.pipe.tmux_command}",
             ]
             try:
@@ -754,6 +751,16 @@ class TerminalStream:
             if old.pipe is not None:  # tmux closed it; what it still held is in the snapshot
                 old.pipe.cancel()
             return segment, full
+
+    def _snapshot_commands(self, scrollback_lines: int) -> list[str]:
+        """The pane's state, screen, saved screen and history: what :meth:`_build_snapshot` reads."""
+        target = self.pane_id
+        return [
+            f"display-message -p -t {target} '{_STATE_FORMAT}'",
+            f"capture-pane -p -e -J -t {target}",
+            f"capture-pane -p -e -J -a -q -t {target}",
+            f"capture-pane -p -e -J -S -{max(0, int(scrollback_lines))} -E -1 -t {target}",
+        ]
 
     def _build_snapshot(self, replies: list[Reply], scrollback_lines: int) -> Snapshot:
         for reply in replies[:4]:
