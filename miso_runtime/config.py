@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     #: Seconds a remote flavor's connect command has to bring up tmux control mode (a login that
     #: waits for a key touch needs them); past it, the attempt fails and its process is killed.
     remote_ready_timeout_s: float = Field(default=constants.REMOTE_READY_TIMEOUT_S, gt=0, le=3600)
+    #: Seconds between the automatic pull-request discoveries while ``pr_review.target`` is set;
+    #: 0: discovery only when asked (``POST /api/prs/refresh``).
+    pr_poll_interval_s: float = Field(default=constants.PR_POLL_INTERVAL_S, ge=0, le=7 * 24 * 3600)
 
     #: The users' own builds of the schmux, Maria and Caco web pages (a folder with
     #: ``index.html``), each served on a loopback port of its own (``server/pages.py``);

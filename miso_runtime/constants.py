@@ -1078,6 +1078,11 @@ GITHUB_ERROR_BODY_CHARS = 300
 PULL_REQUESTS_FILE_NAME = "agents-pull-requests.json"
 #: Seconds a checkout (fetch of the PR's ref, workspace, session) may take (schmux: 5 minutes).
 PR_CHECKOUT_TIMEOUT_S = 300.0
+#: Seconds between automatic discoveries while ``pr_review.target`` is set (schmux: hourly; the
+#: ``pr_poll_interval_s`` setting, ``MISO_PR_POLL_INTERVAL_S``, replaces it).
+PR_POLL_INTERVAL_S = 3600.0
+#: Seconds between looks at ``pr_review.target``: setting it starts discovery within this time.
+PR_POLL_TARGET_CHECK_S = 5.0
 
 # --- Login for a schmux dashboard beyond loopback (research/schmux-rest.md sections 1 and 10) ---
 #: GitHub's web site, where OAuth authorizes and exchanges codes (the ``github_web_url`` setting,

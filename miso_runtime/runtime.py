@@ -133,6 +133,7 @@ class Runtime:
         self.tasks.start()
         self.caco.tasks.start()
         self.nudgenik.start_checker()
+        self.pull_requests.start_polling(self.settings.pr_poll_interval_s)  # 0: only when asked
         if self.llm.config.get().autostart:
             try:
                 self.llm.start(None)
@@ -147,6 +148,7 @@ class Runtime:
         self.tasks.stop()
         self.caco.tasks.stop()
         self.nudgenik.stop_checker()
+        self.pull_requests.stop_polling()
         self.supervisor.stop_all()
 
     def set_watchdog(self, changes: dict) -> WatchdogConfig:

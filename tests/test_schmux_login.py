@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 
+from tests.gitrepo import bare_remote
 from tests.sidecar import Sidecar
 from tests.standins.github_oauth import GitHubOAuthStandIn
 
@@ -417,6 +418,22 @@ def test_runtime_tokens_keep_working_beside_the_login(dashboard, client):
     assert side.get("/api/config").status_code == 200
 
 
+def test_remote_connect_attempts_count_per_login(client):
+    """With login on, schmux counts connect attempts (3 a minute) per GitHub login, not per address."""
+
+    def attempt(login: str) -> httpx.Response:
+        cookie = cookie_header(schmux_auth=sign({**session_payload(), "login": login}))
+        return client.post("/api/remote/hosts/connect", json={"flavor_id": "nope"}, headers=cookie)
+
+    for _ in range(3):
+        answer = attempt("alice")
+        assert answer.status_code == 404 and answer.text == "Flavor not found: nope\n"
+    refused = attempt("alice")
+    assert refused.status_code == 429
+    assert refused.text == "Rate limit exceeded. Max 3 connection attempts per minute.\n"
+    assert attempt("bob").status_code == 404  # the same address, another login
+
+
 def test_cors_and_origins_follow_schmux_with_login_on(dashboard, client):
     _side, port = dashboard
     cookie = cookie_header(schmux_auth=sign(session_payload()))
@@ -454,7 +471,18 @@ def test_websocket_upgrades_need_the_login_and_an_allowed_origin(dashboard, cert
     assert status == 404  # past the door: the session does not exist
 
 
-def test_a_network_bind_allows_any_origin(tmp_path, build, github, socket_name, certificate):
+def this_machines_network_address() -> str | None:
+    """An address of this machine that is not loopback (the source of a route out), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent, the route is only looked up
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_a_network_bind_allows_any_origin_and_keeps_previews_local(tmp_path, build, github, socket_name, certificate):
     side, port = start_dashboard(tmp_path / "data", build, github, socket_name, certificate, bind="0.0.0.0")
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5):
@@ -470,6 +498,21 @@ def test_a_network_bind_allows_any_origin(tmp_path, build, github, socket_name, 
             f"https://127.0.0.1:{port}/api/config", headers={**cookie, "Host": "devbox.lan"}, verify=False
         )
         assert named.status_code == 200
+        # Previews are for the machine's own browser: a client from the network is refused them.
+        targets = [{"name": "idle", "type": "command", "command": "sleep 600"}]
+        assert side.post("/api/config", json={"run_targets": targets}).status_code == 200
+        remote = bare_remote(tmp_path / "remote", "web")
+        spawned = side.post("/api/spawn", json={"repo": str(remote), "branch": "main", "targets": {"idle": 1}})
+        workspace_id = spawned.json()[0]["workspace_id"]
+        previews = f"/api/workspaces/{workspace_id}/previews"
+        local = httpx.get(f"https://localhost:{port}{previews}", headers=cookie, verify=context)
+        assert local.status_code == 200 and local.json() == []
+        address = this_machines_network_address()
+        if address is None:
+            pytest.skip("this machine has no network address besides loopback to come from")
+        from_network = httpx.get(f"https://{address}:{port}{previews}", headers=cookie, verify=False)
+        assert from_network.status_code == 403
+        assert from_network.text == "preview is only available to local clients in network-access mode\n"
     finally:
         side.terminate()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import stat
+import time
 import uuid
 from pathlib import Path
 
@@ -110,6 +111,8 @@ def env(tmp_path_factory, origin, github, prompts) -> dict[str, str]:
     yield {
         "MISO_GITHUB_API_URL": github.base_url,
         "MISO_TMUX_SOCKET": socket_name,
+        # Discovery only when a test asks: the automatic one has its own test.
+        "MISO_PR_POLL_INTERVAL_S": "0",
         "GIT_CONFIG_GLOBAL": str(gitconfig),
         "GIT_CONFIG_NOSYSTEM": "1",
         "REVIEWER": str(reviewer),
@@ -117,7 +120,7 @@ def env(tmp_path_factory, origin, github, prompts) -> dict[str, str]:
     TmuxSessions(socket_name).kill_server()
 
 
-def configure(side: Sidecar, reviewer: str, local_repo: str) -> None:
+def configure(side: Sidecar, reviewer: str, local_repo: str, review_target: str = "reviewer") -> None:
     config = {
         "repos": [
             {"name": "hello", "url": HELLO},
@@ -129,7 +132,7 @@ def configure(side: Sidecar, reviewer: str, local_repo: str) -> None:
             {"name": "reviewer", "type": "promptable", "command": reviewer},
             {"name": "shell", "type": "command", "command": "sleep 600"},
         ],
-        "pr_review": {"target": "reviewer"},
+        "pr_review": {"target": review_target},
     }
     answer = side.post("/api/config", json=config)
     assert answer.status_code == 200, answer.text
@@ -295,6 +298,29 @@ def test_the_cache_survives_a_restart(tmp_path, env, github, origin):
         assert github.requests == []
     finally:
         second.terminate()
+
+
+def test_discovery_runs_by_itself_while_a_review_target_is_set(tmp_path, env, github, origin):
+    """schmux polls hourly once ``pr_review.target`` is set (here every second), at once when the
+    target appears, and stops when it is cleared."""
+    side = Sidecar(tmp_path / "data", env={**env, "MISO_PR_POLL_INTERVAL_S": "1"})
+    local = str(Path(origin["root"]) / "source")
+    pulls = lambda: sum(r.path == "/repos/octo/hello/pulls" for r in github.requests)  # noqa: E731
+    try:
+        configure(side, env["REVIEWER"], local, review_target="")
+        time.sleep(2.5)
+        assert github.requests == [] and side.get("/api/prs").json()["last_fetched_at"] is None
+        configure(side, env["REVIEWER"], local)
+        listing = wait_until(lambda: (found := side.get("/api/prs").json())["last_fetched_at"] and found, timeout=20)
+        assert listing["prs"] == ALL
+        wait_until(lambda: pulls() >= 2, timeout=20)  # and again, an interval later
+        configure(side, env["REVIEWER"], local, review_target="")
+        time.sleep(1.5)  # a round under way when the target was cleared may still finish
+        asked = len(github.requests)
+        time.sleep(2.5)
+        assert len(github.requests) == asked
+    finally:
+        side.terminate()
 
 
 # --- checkout -------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ configured repos; clicking one checks it out into a workspace and starts a revie
 This is the server side of that (the git half is :mod:`.pr_checkout`, in the ``agents`` worker):
 
 - discovery (:meth:`PullRequests.refresh`) asks GitHub (:mod:`.github_client`) which repos are
-  public, then for their open pull requests. It runs only when asked (``POST /api/prs/refresh``);
+  public, then for their open pull requests. It runs when asked (``POST /api/prs/refresh``), and
+  by itself while ``pr_review.target`` is set: at once when the target appears, then every
+  ``pr_poll_interval_s`` (schmux: hourly; :meth:`PullRequests.start_polling`);
 - the cache (:class:`PullRequestCache`): what the last successful discovery found, when, and which
   repos were public, in ``agents-pull-requests.json``, replaced atomically, so the list survives a
   restart and ``GET /api/prs`` never waits for GitHub;
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -155,6 +158,53 @@ class PullRequests:
         self._config = config
         self.cache = cache
         self._client = client
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # --- automatic discovery while a review target is set -----------------------------------
+
+    def start_polling(self, interval_s: float, target_check_s: float = constants.PR_POLL_TARGET_CHECK_S) -> None:
+        """Discover by itself while ``pr_review.target`` is set (once; a greenlet in the server).
+
+        ``interval_s``: seconds between discoveries (0: none by itself); ``target_check_s``: seconds
+        between looks at the target (at most ``interval_s``), so that setting it (a config save)
+        starts discovery without a restart, and clearing it stops it.
+        """
+        if self._poller is not None or interval_s <= 0:
+            return
+        target_check_s = min(target_check_s, interval_s)
+        self._stop.clear()
+        self._poller = threading.Thread(
+            target=self._poll_loop, args=(interval_s, target_check_s), name="pr-discovery", daemon=True
+        )
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+        self._poller = None
+
+    def _poll_loop(self, interval_s: float, target_check_s: float) -> None:
+        last_run: float | None = None  # monotonic seconds of the last discovery since the target was set
+        while True:
+            if not self._review_target_set():
+                last_run = None
+            elif last_run is None or time.monotonic() - last_run >= interval_s:
+                last_run = time.monotonic()
+                try:
+                    answer = self.refresh()
+                except Exception:  # noqa: BLE001 - one bad round must not end the polling
+                    logger.exception("automatic pull request discovery failed")
+                else:
+                    if answer.get("error"):
+                        logger.info("automatic pull request discovery failed: %s", answer["error"])
+            if self._stop.wait(target_check_s):
+                return
+
+    def _review_target_set(self) -> bool:
+        try:
+            return bool(self._config.get().pr_review.target)
+        except Exception:  # noqa: BLE001 - an unreadable config is answered by the config routes
+            return False
 
     # --- GET /api/prs -----------------------------------------------------------------------
 

@@ -207,9 +207,10 @@ def connect_host(body: ConnectBody):
     the host when it is connected; 429 past 3 attempts a minute.
 
     Attempts count from the first one whose body parses (schmux counts even a body it cannot
-    read; here such a body is answered 400 naming the field before anything else).
+    read; here such a body is answered 400 naming the field before anything else). They count
+    per GitHub login when the dashboard's login is on, else per client address.
     """
-    if not _connect_limiter.allow(request.remote_addr or ""):
+    if not _connect_limiter.allow(_attempt_key()):
         raise MisoError(429, "rate_limited", "Rate limit exceeded. Max 3 connection attempts per minute.")
     if not body.flavor_id:
         raise MisoError(400, "invalid_request", "flavor_id is required")
@@ -217,6 +218,15 @@ def connect_host(body: ConnectBody):
     response = jsonify(answer["body"])
     response.status_code = answer["status"]
     return response
+
+
+def _attempt_key() -> str:
+    """Whom a connect attempt counts against: the logged-in GitHub user, else the client's address
+    (without its port, which ``remote_addr`` never carries)."""
+    session = request.environ.get(constants.LOGIN_SESSION_ENVIRON)
+    if session is not None:
+        return f"login:{session.login}"
+    return f"addr:{request.remote_addr or ''}"
 
 
 @blueprint.get("/api/remote/hosts/connect/stream")
