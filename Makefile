@@ -28,8 +28,12 @@ run: install
 	@$(BIN)/miso-runtime install-model >/dev/null || echo "make run: serving without the offline model (see above)"
 	$(BIN)/miso-runtime serve
 
+# The tests mostly wait on servers and workers, so three run at once even on two cores (each
+# test file stays on one runner: its module fixtures start one sidecar). TEST_JOBS=0: one by one.
+TEST_JOBS ?= 3
+
 test: install browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 	$(MAKE) test-bridge
 
 # The Electron bridge's node tests (they start the real sidecar from .venv).

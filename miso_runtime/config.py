@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     #: Seconds a remote flavor's connect command has to bring up tmux control mode (a login that
     #: waits for a key touch needs them); past it, the attempt fails and its process is killed.
     remote_ready_timeout_s: float = Field(default=constants.REMOTE_READY_TIMEOUT_S, gt=0, le=3600)
+    #: Seconds a fired hook's command may run before its process group is killed.
+    hook_command_timeout_s: float = Field(default=constants.HOOK_COMMAND_TIMEOUT_S, gt=0, le=24 * 3600)
     #: Seconds between the automatic pull-request discoveries while ``pr_review.target`` is set;
     #: 0: discovery only when asked (``POST /api/prs/refresh``).
     pr_poll_interval_s: float = Field(default=constants.PR_POLL_INTERVAL_S, ge=0, le=7 * 24 * 3600)

@@ -1107,3 +1107,48 @@ LOGIN_HTTP_TIMEOUT_S = 10.0
 #: login itself (``server/login_gate.py``), and the verified login session, when there is one.
 LOGIN_GATE_ENVIRON = "miso.login_gate"
 LOGIN_SESSION_ENVIRON = "miso.login_session"
+
+# --- Hooks (skill-daemon 4.11; research/skill-daemon-part2.md section 8) ---------------------
+#: File (in the data dir) keeping the hook rules.
+HOOKS_FILE_NAME = "hooks.json"
+#: The ``/v1/events`` event of a fired hook.
+EVENT_HOOK = "hook"
+#: Rules kept at most, keywords per rule, characters per keyword.
+HOOK_MAX_RULES = 200
+HOOK_MAX_KEYWORDS = 50
+HOOK_MAX_KEYWORD_CHARS = 200
+#: A new rule's cosine-distance threshold and reference count (the daemon's defaults).
+HOOK_DEFAULT_DISTANCE = 0.1
+HOOK_DEFAULT_RECENT_LIMIT = 12
+#: Labels taken per keyword, nearest by text (the daemon: 6)...
+HOOK_LABELS_PER_KEYWORD = 6
+#: ...among those whose text is within this cosine distance of it (the daemon has no bound, so
+#: with few labels every rule took every label). Measured with the labels' text model: a label
+#: about the keyword is at 0.25-0.55, an unrelated one at 0.7-0.95.
+HOOK_KEYWORD_MAX_TEXT_DISTANCE = 0.6
+#: Seconds between rebuilds of the references (keywords -> labels -> EEG) while rules are set
+#: (the daemon: 20): a label made meanwhile counts from the next rebuild.
+HOOK_REFRESH_S = 20.0
+#: Seconds a hook waits after firing before it may fire again (the daemon: 10).
+HOOK_COOLDOWN_S = 10.0
+#: Scenario gates on the epoch's scores, in the daemon's 0-100 scale: ``cognitive`` needs focus
+#: (its engagement sigmoid) at least this; ``emotional`` needs relaxation at most this.
+HOOK_COGNITIVE_MIN_FOCUS = 60.0
+HOOK_EMOTIONAL_MAX_RELAXATION = 35.0
+#: Seconds a hook's command may run before it is killed; characters of its output kept in the log.
+HOOK_COMMAND_TIMEOUT_S = 30.0
+HOOK_OUTPUT_CHARS = 4000
+#: Commands of fired hooks running at once; a hook firing while this many run is logged as skipped.
+HOOK_COMMAND_SLOTS = 4
+#: Log rows answered by ``POST /v1/hooks/log``: default and most (the daemon's 50 and 1..500).
+HOOK_LOG_DEFAULT_LIMIT = 50
+HOOK_LOG_MAX_LIMIT = 500
+#: Keyword suggestions: default and most (the daemon's 8 and 1..20), shortest draft (2), the
+#: score a substring match gets (the daemon's 0.92), label texts looked through (600).
+HOOK_SUGGEST_DEFAULT = 8
+HOOK_SUGGEST_MAX = 20
+HOOK_SUGGEST_MIN_DRAFT = 2
+HOOK_SUGGEST_SCORE = 0.92
+HOOK_SUGGEST_LABELS = 600
+#: Recent live embeddings compared with a rule's references to suggest its threshold.
+HOOK_SUGGEST_SAMPLES = 500

@@ -39,6 +39,8 @@ from .chat.providers.registry import ProviderRegistry
 from .chat.service import ChatService
 from .config import Settings, secret_text
 from .errors import MisoError
+from .hooks.rules import SavedHooks
+from .hooks.service import HookService
 from .labels.service import LabelService
 from .llm.catalog import ModelCatalog as GgufCatalog
 from .llm.config import LlmConfigStore
@@ -108,6 +110,8 @@ class Runtime:
     embeddings: EmbeddingService
     search: EegSearch
     labels: LabelService
+    #: Hook rules (checked in the embed worker), their log and the editor's suggestions.
+    hooks: HookService
     analysis: AnalysisService
     sleep: SleepService
     tasks: TaskService
@@ -234,7 +238,7 @@ def build_runtime(settings: Settings) -> Runtime:
             },
         )
     )
-    embeddings, search, labels, analysis = _wire_embeddings(settings, db, supervisor, bus, neuro)
+    embeddings, search, labels, analysis, hooks = _wire_embeddings(settings, db, supervisor, bus, neuro)
     sleep = _wire_sleep(settings, supervisor, bus, neuro)
     for name in ("llm", "capture", "agents", "embed", "analysis", "staging"):
         supervisor.on_exit(name, lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
@@ -283,6 +287,7 @@ def build_runtime(settings: Settings) -> Runtime:
         embeddings=embeddings,
         search=search,
         labels=labels,
+        hooks=hooks,
         analysis=analysis,
         sleep=sleep,
         tasks=tasks,
@@ -371,13 +376,20 @@ def _text_embedder() -> object:
 
 def _wire_embeddings(
     settings: Settings, db: object, supervisor: Supervisor, bus: EventBus, neuro: NeuroService
-) -> tuple[EmbeddingService, EegSearch, LabelService, AnalysisService]:
-    """The embed and analysis workers and the services of embeddings, search, labels and the Brain Nebula."""
+) -> tuple[EmbeddingService, EegSearch, LabelService, AnalysisService, HookService]:
+    """The embed and analysis workers and the services of embeddings, search, labels, the Brain
+    Nebula and hooks."""
     data_dir = settings.data_dir
     numba_cache = Path(platformdirs.user_cache_dir("miso-runtime")) / constants.NUMBA_CACHE_DIR_NAME
     embed_worker = supervisor.add(
         WorkerSpec(
-            "embed", EMBED_WORKER_TARGET, {"database_path": str(settings.database_path), "data_dir": str(data_dir)}
+            "embed",
+            EMBED_WORKER_TARGET,
+            {
+                "database_path": str(settings.database_path),
+                "data_dir": str(data_dir),
+                "hook_command_timeout_s": settings.hook_command_timeout_s,
+            },
         )
     )
     analysis_worker = supervisor.add(
@@ -422,7 +434,15 @@ def _wire_embeddings(
     analysis.on_build_finished(search.build_finished)
     embeddings.add_listener(lambda encoder, _ids: search.maybe_schedule_soon(encoder))
     labels = LabelService(settings.database_path, _text_embedder)
-    return embeddings, search, labels, analysis
+    hooks = HookService(
+        SettingsFile(data_dir / constants.HOOKS_FILE_NAME, SavedHooks),
+        ConnectionPerThread(settings.database_path),
+        embed_worker,
+        bus.publish,
+        labels.text_model,
+    )
+    supervisor.on_event("embed", hooks.handle_event)
+    return embeddings, search, labels, analysis, hooks
 
 
 def _wire_sleep(settings: Settings, supervisor: Supervisor, bus: EventBus, neuro: NeuroService) -> SleepService:

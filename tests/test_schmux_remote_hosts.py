@@ -38,7 +38,7 @@ case "$what" in
   *ask*) printf 'Password: '; read -r pw; [ "$pw" = "open-sesame" ] || {{ echo "Permission denied"; exit 5; }} ;;
 esac
 case "$what" in
-  *silent*) sleep 600 ;;
+  *silent*) sleep 600.5 ;;  # a wait no other test runs (tests run in parallel)
 esac
 echo "Machine ready: $name"
 echo "session-id: sid-$name"
@@ -199,7 +199,7 @@ def test_a_command_that_exits_at_once_or_never_reaches_tmux_is_disconnected(side
     assert connect(side, silent).status_code == 202
     wait_status(side, silent, "disconnected", timeout=20)
     assert time.monotonic() - started < 15  # the 4 s ready timeout of this sidecar, not forever
-    assert not [pid for pid in processes_running("sleep 600") if pid_alive(pid)]
+    assert not [pid for pid in processes_running("sleep 600.5") if pid_alive(pid)]
 
 
 def test_connect_stream_reports_progress_then_connected(side, state_dir):

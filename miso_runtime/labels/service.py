@@ -32,11 +32,22 @@ from ..store.labels import LabelRecord, LabelRepository, NewLabel
 logger = logging.getLogger(__name__)
 
 
-def _cosine_distances(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+def cosine_distances(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine distance (0..2) of each row of ``matrix`` to ``query``; a zero row is at distance 1."""
     norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         sims = (matrix @ query) / np.where(norms > 0, norms, 1.0)
     return np.clip(1.0 - sims, 0.0, 2.0)
+
+
+def mean_eeg_vector(embeddings: EmbeddingRepository, encoder: str, start_s: int, end_s: int) -> np.ndarray | None:
+    """The mean embedding of ``encoder`` over ``[start_s, end_s]`` (UNIX seconds) widened by
+    :data:`~miso_runtime.constants.LABEL_EEG_MARGIN_S` each side: a label's EEG; None without epochs."""
+    margin = constants.LABEL_EEG_MARGIN_S
+    rows = embeddings.in_range(encoder, (start_s - margin) * 1000, (end_s + margin) * 1000 + 999)
+    if not len(rows):
+        return None
+    return rows.vectors.astype(np.float64).mean(axis=0).astype(np.float32)
 
 
 class LabelService:
@@ -147,7 +158,7 @@ class LabelService:
         if not labels:
             return {"results": []}
         matrix = np.stack([label.context_vector if mode == "context" else label.text_vector for label in labels])
-        return {"results": self._ranked(labels, _cosine_distances(matrix, query_vector), k)}
+        return {"results": self._ranked(labels, cosine_distances(matrix, query_vector), k)}
 
     def search_eeg(self, encoder: str, start_utc: int, end_utc: int, k: int) -> dict[str, Any]:
         """Labels whose EEG vector is nearest to the mean EEG vector of ``[start_utc, end_utc]`` (± margin)."""
@@ -161,7 +172,7 @@ class LabelService:
         if not labels:
             return {"results": []}
         matrix = np.stack([label.eeg_vector for label in labels])
-        return {"results": self._ranked(labels, _cosine_distances(matrix, query), k)}
+        return {"results": self._ranked(labels, cosine_distances(matrix, query), k)}
 
     def _ranked(self, labels: list[LabelRecord], distances: np.ndarray, k: int) -> list[dict[str, Any]]:
         order = np.argsort(distances, kind="stable")[:k]
@@ -197,11 +208,7 @@ class LabelService:
     # --- EEG vectors ------------------------------------------------------------------------
 
     def _mean_eeg(self, encoder: str, start_utc: int, end_utc: int) -> np.ndarray | None:
-        margin = constants.LABEL_EEG_MARGIN_S
-        rows = self._embeddings.in_range(encoder, (start_utc - margin) * 1000, (end_utc + margin) * 1000 + 999)
-        if not len(rows):
-            return None
-        return rows.vectors.astype(np.float64).mean(axis=0).astype(np.float32)
+        return mean_eeg_vector(self._embeddings, encoder, start_utc, end_utc)
 
     def _refresh_eeg_vector(self, label: LabelRecord, encoder: str) -> bool:
         vector = self._mean_eeg(encoder, label.eeg_start, label.eeg_end)

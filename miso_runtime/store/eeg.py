@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import sqlite_utils
 
@@ -383,6 +383,16 @@ class EpochRepository:
             where += f" AND session_id IN ({', '.join('?' for _ in session_ids) or 'NULL'})"
             params += session_ids
         return where, params
+
+    def scores_of(self, epoch_ids: Sequence[int]) -> dict[int, dict[str, float | None]]:
+        """The channel-mean scores (``relaxation``, ``engagement``...) of each epoch id found."""
+        ids = [int(i) for i in epoch_ids]
+        if not ids:
+            return {}
+        columns = ", ".join(EPOCH_SCORES)
+        marks = ", ".join("?" for _ in ids)
+        rows = self._db.execute(f"SELECT id, {columns} FROM eeg_epochs WHERE id IN ({marks})", ids).fetchall()
+        return {int(row[0]): dict(zip(EPOCH_SCORES, row[1:], strict=True)) for row in rows}
 
     def aggregate(self, start_ms: int, end_ms: int, session_ids: list[str] | None = None) -> dict[str, Any]:
         """Count, first/last times and the mean of every band and score column over a range."""

@@ -175,6 +175,13 @@ class EmbeddingRepository:
             ).fetchall()
         return _rows(rows)
 
+    def recent(self, encoder: str, limit: int) -> VectorRows:
+        """The newest ``limit`` vectors of ``encoder`` by epoch time (newest first)."""
+        rows = self._db.execute(
+            f"{self._SELECT} WHERE encoder = ? ORDER BY start_utc_ms DESC LIMIT ?", [encoder, limit]
+        ).fetchall()
+        return _rows(rows)
+
     def max_id(self, encoder: str) -> int:
         row = self._db.execute("SELECT MAX(id) FROM eeg_embeddings WHERE encoder = ?", [encoder]).fetchone()
         return int(row[0] or 0)

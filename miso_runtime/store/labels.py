@@ -121,6 +121,14 @@ class LabelRepository:
         ).fetchall()
         return [self._record(row) for row in rows]
 
+    def distinct_texts(self, limit: int) -> list[str]:
+        """Label texts that say something, each once, most recently used first."""
+        rows = self._db.execute(
+            "SELECT text FROM labels WHERE length(trim(text)) > 0 GROUP BY text ORDER BY MAX(created_at) DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def all(self) -> list[LabelRecord]:
         rows = self._db.execute(f"SELECT {self._COLUMNS} FROM labels ORDER BY id").fetchall()
         return [self._record(row) for row in rows]

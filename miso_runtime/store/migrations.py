@@ -266,6 +266,25 @@ def _caco_applet_state(db: sqlite_utils.Database) -> None:
     db["caco_applet_state"].create({"key": str, "value": str, "updated_at_ms": int}, pk="key", not_null={"value"})
 
 
+def _hook_log(db: sqlite_utils.Database) -> None:
+    """Fired hooks: when, the rule as it was, what matched, and what its command did.
+
+    The three ``*_json`` columns are answered as they are stored (the daemon's log rows); the
+    command's outcome is added to ``payload_json`` when it ends.
+    """
+    db.execute(
+        "CREATE TABLE hook_log ("
+        " id INTEGER PRIMARY KEY,"
+        " triggered_at_utc INTEGER NOT NULL,"
+        " triggered_at_ms INTEGER NOT NULL,"
+        " hook_name TEXT NOT NULL,"
+        " hook_json TEXT NOT NULL,"
+        " trigger_json TEXT NOT NULL,"
+        " payload_json TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX hook_log_name ON hook_log (hook_name, id)")
+
+
 MIGRATIONS: list[Migration] = [
     _conversations,
     _auth_tokens,
@@ -273,6 +292,7 @@ MIGRATIONS: list[Migration] = [
     _embeddings_and_labels,
     _sleep_stagings,
     _caco_applet_state,
+    _hook_log,
 ]
 
 

@@ -95,3 +95,18 @@ class ReembedProgress(Event):
 
     payload: dict[str, Any]
     avg_embed_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class UseHooks(Command):
+    """The hook rules from now on (``HookRule`` dicts), checked against every live epoch."""
+
+    rules: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class HookFired(Event):
+    """A live epoch fired a hook: ``payload`` is the ``hook`` event's, ``log_id`` its log row."""
+
+    payload: dict[str, Any]
+    log_id: int

@@ -127,13 +127,17 @@ class Embedder:
         logger.info("encoder %s ready (%d dims)", encoder.name, encoder.dim)
         self._send(EncoderStatus(encoder.name, "ready", encoder.dim, command.kind, providers))
 
-    def embed_live(self, command: EmbedEpochs) -> None:
-        """Encode a running session's epochs and store them; always answers with ``EpochsEmbedded``."""
+    def embed_live(self, command: EmbedEpochs) -> tuple[str, list[tuple[int, int]], np.ndarray] | None:
+        """Encode a running session's epochs and store them; always answers with ``EpochsEmbedded``.
+
+        Returns what was stored, ``(encoder, [(epoch_id, start_utc_ms)], vectors)`` (for the
+        hooks), or None when nothing was.
+        """
         encoder = self.encoder
         ids = [epoch_id for epoch_id, _start in command.epochs]
         if encoder is None:
             self._send(EpochsEmbedded(command.session_id, "", 0, [], 0.0, ids, "no encoder loaded"))
-            return
+            return None
         began = time.perf_counter()
         try:
             vectors = encoder.encode(command.signals_uv, command.sample_rate_hz)
@@ -143,11 +147,13 @@ class Embedder:
         except Exception as exc:  # noqa: BLE001 - one bad epoch must not end the worker
             logger.exception("embedding %d live epoch(s) failed", len(ids))
             self._send(EpochsEmbedded(command.session_id, encoder.name, encoder.dim, [], 0.0, ids, str(exc)))
-            return
+            return None
         elapsed = (time.perf_counter() - began) * 1000.0
         self._note_time(elapsed, len(ids))
         items = [(e, s, i) for (e, s), i in zip(command.epochs, stored, strict=True) if i >= 0]
         self._send(EpochsEmbedded(command.session_id, encoder.name, encoder.dim, items, elapsed))
+        kept = [i for i, embedding_id in enumerate(stored) if embedding_id >= 0]
+        return encoder.name, [command.epochs[i] for i in kept], np.asarray(vectors)[kept]
 
     def start_reembed(self, command: StartReembed) -> None:
         if self._run is not None:
