@@ -77,6 +77,7 @@ def labelled(side, tmp_path_factory) -> dict:
     again = sine_eeg(10.0, 30, RATE_HZ, 4, amplitude_uv=15.0)[:, ::-1].copy()  # other noise, other phases
     return {
         "again_uv": again,
+        "resting_session": resting,
         "folder": folder,
         "resting": label(side, resting, "eyes closed resting"),
         "coding": label(side, coding, "typing code at my desk"),
@@ -87,7 +88,8 @@ def rules(side_effect: Path) -> list[dict]:
     script = side_effect.parent / "hook.py"
     script.write_text(
         "import os, sys\n"
-        "open(sys.argv[1], 'a').write(os.environ['MISO_HOOK_NAME'] + ':' + os.environ['MISO_HOOK_LABEL_TEXT'] + '\\n')\n"
+        "fired = os.environ['MISO_HOOK_NAME'] + ':' + os.environ['MISO_HOOK_LABEL_TEXT']\n"
+        "open(sys.argv[1], 'a').write(fired + '\\n')\n"
         "print('hello from the hook')\n"
     )
     return [
@@ -174,12 +176,16 @@ def test_the_editor_suggests_keywords_and_a_threshold(side, labelled):
 
 def test_the_frontends_post_of_wrapped_rules_saves_and_names_rules_that_cannot_fire(side):
     new_hook = {"name": "", "enabled": True, "keywords": [], "scenario": "any", "command": "", "text": ""}
-    answer = side.post("/v1/hooks", json={"hooks": [new_hook, {"name": "body", "keywords": ["x"], "scenario": "Physical"}]})
+    answer = side.post(
+        "/v1/hooks", json={"hooks": [new_hook, {"name": "body", "keywords": ["x"], "scenario": "Physical"}]}
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["ok"] is True and len(body["warnings"]) == 2 and "no keywords" in body["warnings"][0]
     saved = side.get("/v1/hooks").json()
-    assert saved[0]["distance_threshold"] == 0.1 and saved[0]["recent_limit"] == 12 and saved[1]["scenario"] == "physical"
+    assert (
+        saved[0]["distance_threshold"] == 0.1 and saved[0]["recent_limit"] == 12 and saved[1]["scenario"] == "physical"
+    )
     statuses = side.get("/v1/hooks/statuses").json()
     assert "no keywords" in statuses[0]["problem"]
 
@@ -207,3 +213,16 @@ def test_log_paging_is_clamped_as_the_daemons(side):
     assert len(side.post("/v1/hooks/log", json={"limit": 0}).json()) <= 1
     refused = side.post("/v1/hooks/log", json={"limit": "many"})
     assert refused.status_code == 422
+
+
+def test_a_label_made_while_the_rules_run_arms_the_rule_that_names_it(side, labelled):
+    garden = {"name": "garden", "keywords": ["gardening"], "command": "", "distance_threshold": 0.3}
+    assert side.put("/v1/hooks", json=[garden]).status_code == 200
+    first = time.time()
+    replay(side, labelled["folder"], "before-label", labelled["again_uv"])  # the rule has no label yet
+    assert not [e for e in side.events.of_type("hook", since=first) if e["payload"]["hook"] == "garden"]
+    made = label(side, labelled["resting_session"], "gardening in the backyard")
+    second = time.time()
+    replay(side, labelled["folder"], "after-label", labelled["again_uv"])
+    event = side.events.wait_for("hook", lambda p: p["hook"] == "garden", since=second, timeout=30)["payload"]
+    assert event["label_id"] == made["id"] and event["command"] == ""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .protocol.base import Shutdown
-from .protocol.embed import EmbedEpochs, PauseReembed, StartReembed, UseEncoder, UseHooks
+from .protocol.embed import EmbedEpochs, LabelsChanged, PauseReembed, StartReembed, UseEncoder, UseHooks
 from .runner import Channel
 
 logger = logging.getLogger("miso.embed_worker")
@@ -59,6 +59,8 @@ def run(channel: Channel, options: dict[str, Any]) -> None:
                     _check_hooks(hooks, *stored)
             elif isinstance(command, UseHooks):
                 hooks.use(command.rules)
+            elif isinstance(command, LabelsChanged):
+                hooks.labels_changed()
             elif isinstance(command, UseEncoder):
                 embedder.use(command)
             elif isinstance(command, StartReembed):

@@ -58,14 +58,20 @@ class LiveHooks:
     def use(self, rules: list[dict[str, Any]]) -> None:
         self.matcher.set_rules([HookRule.model_validate(rule) for rule in rules])
 
+    def labels_changed(self) -> None:
+        self.matcher.labels_changed()
+
     def check_epochs(self, encoder: str, epochs: list[tuple[int, int]], vectors: np.ndarray) -> list[Firing]:
         """Check stored live epochs (``(epoch_id, start_utc_ms)`` and their vectors); fire what matches."""
         if not self.matcher.has_rules:
             return []
-        scores = EpochRepository(self._db()).scores_of([epoch_id for epoch_id, _start in epochs])
         fired: list[Firing] = []
         for (epoch_id, start_ms), vector in zip(epochs, vectors, strict=True):
-            for firing in self.matcher.check(encoder, np.asarray(vector), scores.get(epoch_id), start_ms):
+
+            def scores(epoch_id: int = epoch_id) -> dict[str, float | None] | None:
+                return EpochRepository(self._db()).scores_of([epoch_id]).get(epoch_id)
+
+            for firing in self.matcher.check(encoder, np.asarray(vector), scores, start_ms):
                 self._fire(firing)
                 fired.append(firing)
         return fired

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from workers.protocol.base import WorkerStarted
-from workers.protocol.embed import HookFired, UseHooks
+from workers.protocol.embed import HookFired, LabelsChanged, UseHooks
 
 from .. import constants
 from ..settings_files import SettingsFile
@@ -23,7 +23,7 @@ from ..store.database import ConnectionPerThread
 from ..store.embeddings import EmbeddingRepository
 from ..store.hook_log import HookLogRepository
 from ..store.labels import LabelRepository
-from .matcher import TextModel, labels_for_keywords, references_for
+from .matcher import TextModel, labels_for_keywords, references_for, text_searchable, unit_eeg
 from .rules import HookRule, SavedHooks, problems, rule_problems
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,13 @@ class HookService:
             self._worker.send(UseHooks([rule.model_dump() for rule in self.rules()]))
         except Exception as exc:  # noqa: BLE001 - the worker gets them when it starts
             logger.info("embed worker not reachable (%s); it gets the hooks when it starts", exc)
+
+    def labels_changed(self) -> None:
+        """Tell the worker that labels changed (call on the hub, after the change)."""
+        try:
+            self._worker.send(LabelsChanged())
+        except Exception as exc:  # noqa: BLE001 - it looks for new labels by itself within 20 s
+            logger.info("embed worker not reachable (%s); it finds the labels by itself", exc)
 
     def handle_event(self, _name: str, event: Any) -> None:
         """Embed worker events: a start gets the rules, a firing becomes the ``hook`` event."""
@@ -127,20 +134,22 @@ class HookService:
         """
         rule = HookRule(keywords=keywords)
         db = self._store.db()
-        labels = LabelRepository(db).all()
         model = self._text_model()
-        found = labels_for_keywords(labels, model, rule.queries(), constants.HOOK_LABELS_PER_KEYWORD)
+        usable, matrix = text_searchable(LabelRepository(db).all(), model.name)
+        queries = rule.queries()
+        vectors = list(np.asarray(model.embed(queries), dtype=np.float32)) if queries else []
+        found = labels_for_keywords(usable, matrix, vectors, constants.HOOK_LABELS_PER_KEYWORD)
         embeddings = EmbeddingRepository(db)
-        references = references_for(rule, labels, model, embeddings, encoder) if found else []
+        references = references_for(rule, usable, matrix, vectors, lambda label: unit_eeg(embeddings, encoder, label))
         samples = np.zeros(0)
         if references:
             recent = embeddings.recent(encoder, constants.HOOK_SUGGEST_SAMPLES)
             if len(recent):
-                vectors = recent.vectors.astype(np.float32)
-                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-                units = vectors / np.where(norms > 0, norms, 1.0)
-                matrix = np.stack([ref.vector for ref in references])
-                samples = np.clip(1.0 - units @ matrix.T, 0.0, 2.0).min(axis=1)
+                vectors_now = recent.vectors.astype(np.float32)
+                norms = np.linalg.norm(vectors_now, axis=1, keepdims=True)
+                units = vectors_now / np.where(norms > 0, norms, 1.0)
+                stacked = np.stack([ref.vector for ref in references])
+                samples = np.clip(1.0 - units @ stacked.T, 0.0, 2.0).min(axis=1)
         base = {"label_n": len(found), "ref_n": len(references)}
         if len(samples):
             return {**base, **_percentiles(samples, 0.25), "note": "From the recent EEG against the labels' EEG."}

@@ -8,6 +8,17 @@ from typing import Any
 import sqlite_utils
 
 
+def change_markers(db: sqlite_utils.Database, encoder: str) -> tuple[tuple[int, int], int]:
+    """``((label count, newest label id), newest embedding id of encoder)`` in one statement: what
+    the hooks look at every few seconds to see whether their references may be stale."""
+    row = db.conn.execute(
+        "SELECT (SELECT COUNT(*) FROM labels), (SELECT COALESCE(MAX(id), 0) FROM labels),"
+        " (SELECT COALESCE(MAX(id), 0) FROM eeg_embeddings WHERE encoder = ?)",
+        [encoder],
+    ).fetchone()
+    return (int(row[0]), int(row[1])), int(row[2])
+
+
 class HookLogRepository:
     """``hook_log``: one row per firing, newest last."""
 

@@ -105,6 +105,11 @@ class UseHooks(Command):
 
 
 @dataclass(frozen=True)
+class LabelsChanged(Command):
+    """A label was made, changed or deleted: the hooks' references are rebuilt at the next epoch."""
+
+
+@dataclass(frozen=True)
 class HookFired(Event):
     """A live epoch fired a hook: ``payload`` is the ``hook`` event's, ``log_id`` its log row."""
 

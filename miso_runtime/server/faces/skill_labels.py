@@ -40,7 +40,9 @@ def create_label(body: CreateLabelBody):
     eeg_end = int(body.eeg_end) if body.eeg_end is not None else None
     labels = _labels_with_model()
     args = (runtime().embeddings.encoder, body.text, body.context, body.label_start_utc, eeg_start, eeg_end)
-    return jsonify(run_blocking(labels.create, *args))
+    created = run_blocking(labels.create, *args)
+    runtime().hooks.labels_changed()
+    return jsonify(created)
 
 
 def _labels_with_model() -> "LabelService":
@@ -64,14 +66,18 @@ def update_label(label_id: str, body: UpdateLabelBody):
     """Change a label's text (and context); its vectors are embedded again. 404 for an unknown id."""
     number = _label_id(label_id)
     labels = _labels_with_model()
-    return jsonify(run_blocking(labels.update, number, body.text, body.context))
+    answer = run_blocking(labels.update, number, body.text, body.context)
+    runtime().hooks.labels_changed()
+    return jsonify(answer)
 
 
 @blueprint.delete("/v1/labels/<label_id>")
 @endpoint(Access.DATA, tags=TAGS)
 def delete_label(label_id: str):
     """Delete a label (404 for an unknown id)."""
-    return jsonify(run_blocking(runtime().labels.delete, _label_id(label_id)))
+    answer = run_blocking(runtime().labels.delete, _label_id(label_id))
+    runtime().hooks.labels_changed()
+    return jsonify(answer)
 
 
 @blueprint.post("/v1/labels/search")
@@ -97,7 +103,9 @@ def search_labels_by_eeg(body: LabelEegSearchBody):
 @endpoint(Access.DATA, tags=TAGS)
 def reembed_labels():
     """Embed every label's text and context again with the current text model."""
-    return jsonify(run_blocking(_labels_with_model().reembed, runtime().embeddings.encoder))
+    answer = run_blocking(_labels_with_model().reembed, runtime().embeddings.encoder)
+    runtime().hooks.labels_changed()  # their text vectors may be of a new model now
+    return jsonify(answer)
 
 
 @blueprint.get("/v1/labels/embedding-status")
