@@ -46,6 +46,9 @@ def test_not_json(sidecar, json_routes):
             response = sidecar.http.request(
                 route.method, route.path, content=raw, headers={**sidecar.auth, "Content-Type": "application/json"}
             )
+            if raw == b"[]" and _accepts(route.body_model, []):  # a list body: [] is one (no hook rules)
+                assert response.status_code < 500, f"{route.rule}: {response.status_code} {response.text}"
+                continue
             assert_envelope(route, response)
 
 
