@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-bridge doctor install browser bench clean
+.PHONY: run test test-bridge doctor install browser desktop bench clean
 
 $(BIN)/python:
 	@$(PYTHON) miso_runtime/doctor.py --python-only
@@ -32,7 +32,7 @@ run: install
 # test file stays on one runner: its module fixtures start one sidecar). TEST_JOBS=0: one by one.
 TEST_JOBS ?= 3
 
-test: install browser
+test: install browser desktop
 	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 	$(MAKE) test-bridge
 
@@ -59,10 +59,22 @@ browser:
 	    echo "openssl is missing: make doctor says how to install it"; exit 1; \
 	  fi; }
 
+# The screenshot tests (tests/test_screenshots.py) draw a Tk window on Debian's Xvfb and read it back
+# with Debian's Tesseract; .venv's tkinter needs Debian's Tk library. Installed here as root with
+# apt-get, as for the browser; otherwise doctor says how.
+desktop: install
+	@command -v Xvfb >/dev/null && command -v tesseract >/dev/null && $(BIN)/python -c 'import tkinter' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's xvfb, tesseract-ocr and libtk8.6 for the screenshot tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb tesseract-ocr libtk8.6 >/dev/null; \
+	  else \
+	    echo "Xvfb, tesseract or Tk is missing: make doctor says how to install them"; exit 1; \
+	  fi; }
+
 doctor:
 	@$(PYTHON) miso_runtime/doctor.py
 
-bench: install
+bench: install desktop
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(BIN)/python bench/default_model.py
 	$(BIN)/python bench/chat_stream.py
@@ -76,6 +88,8 @@ bench: install
 	$(BIN)/python bench/caco_ws.py
 	$(BIN)/python bench/tmux_calls.py
 	$(BIN)/python bench/git_ops.py
+	$(BIN)/python bench/remote.py
+	$(BIN)/python bench/skill_extras.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

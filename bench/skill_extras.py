@@ -1,6 +1,7 @@
 """Benchmark of the skill-daemon extras (issue 19), each part against an anchor measured in the same run.
 
-Run ``.venv/bin/python bench/skill_extras.py [--rules N] [--labels N] [--epochs N]``.
+Run ``.venv/bin/python bench/skill_extras.py [--rules N] [--labels N] [--epochs N] [--frames N]
+[--lsl-seconds S]``.
 
 1. Hook matching per live epoch. A store like a user's after some weeks: ``--labels`` (default
    400) labels with real text vectors (the labels' text model) over one day of 5 s epochs of
@@ -23,13 +24,33 @@ Run ``.venv/bin/python bench/skill_extras.py [--rules N] [--labels N] [--epochs 
    Goal: matching under 10 % of the epoch's embedding time (the amortised look included).
 
 Times are medians over ``--epochs`` (default 200) epochs after a warm-up, on one core.
+
+2. Screenshot capture+OCR+embed per frame against OCR alone. Xvfb on a free display shows a Tk
+   window of ten lines of text (1280x800); the ``screenshots`` worker's real pipeline
+   (``ScreenshotPipeline.tick``) takes ``--frames`` (default 10) captures, each kept as a changed
+   screen is (the near-duplicate check is reset before each; a wait for the next wall-clock second,
+   untimed, keeps their names apart).
+
+   - **anchor**: OCR alone (Tesseract, one thread, as the worker runs it) of the same resized
+     capture, the stage no screenshot feature can skip.
+   - **ours**: one whole kept frame: grab (mss), resize, perceptual hash, WebP save, active window,
+     OCR, text embedding, SQLite insert. Also printed: a dropped near-duplicate (grab, resize and
+     hash only), which is what an unchanged screen costs.
+
+   Goal: a kept frame under 1.5x OCR alone (OCR is the frame's cost; the rest is overhead).
+
+3. LSL capture CPU against BrainFlow's synthetic board at the same rate and channel count (16 at
+   250 Hz): the ``capture`` worker's CPU over ``--lsl-seconds`` of each session (``bench/lsl_capture.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +64,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from bench import lsl_capture  # noqa: E402
 from bench.eeg_corpus import synthetic_eeg  # noqa: E402
 from miso_runtime import constants  # noqa: E402
 from miso_runtime.hooks.live import LiveHooks  # noqa: E402
@@ -183,15 +205,129 @@ def part_hooks(args: argparse.Namespace) -> bool:
     return passed
 
 
+SCREEN_TEXT = "\n".join(
+    [
+        "Photosynthesis converts sunlight into chemical energy in green plants",
+        "def compute_band_powers(samples, rate_hz): return welch(samples, rate_hz)",
+        "Meeting notes: quarterly roadmap, hiring plan, budget review, next steps",
+        "ERROR 503 text_model_unavailable: reinstall the requirements and retry",
+        "The quick brown fox jumps over the lazy dog 0123456789",
+    ]
+    * 2
+)
+SCREENSHOT_WINDOW = """
+import sys, tkinter as tk
+root = tk.Tk(className="MisoBench")
+root.title("bench")
+root.geometry("1280x800+0+0")
+tk.Label(root, text=open(sys.argv[1]).read(), font=("Helvetica", 18), bg="white", justify="left").pack(
+    expand=True, fill="both"
+)
+root.mainloop()
+"""
+SCREENSHOT_GOAL_RATIO = 1.5
+
+
+def _start_display(folder: Path) -> tuple[str, list[subprocess.Popen]] | None:
+    """Xvfb on a free display and the bench window on it; None (with the reason printed) without Xvfb."""
+    if shutil.which("Xvfb") is None or shutil.which("tesseract") is None:
+        print("skipped: Xvfb or tesseract is missing (make desktop installs them)")
+        return None
+    number = next(n for n in range(150, 400) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+    deadline = time.monotonic() + 15
+    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (folder / "screen.txt").write_text(SCREEN_TEXT)
+    (folder / "window.py").write_text(SCREENSHOT_WINDOW)
+    env = {**os.environ, "DISPLAY": f":{number}"}
+    window = subprocess.Popen([sys.executable, str(folder / "window.py"), str(folder / "screen.txt")], env=env)
+    time.sleep(2.0)  # the window maps and draws (not timed)
+    return f":{number}", [window, server]
+
+
+def part_screenshots(args: argparse.Namespace) -> bool:
+    from miso_runtime.screenshots import capture, ocr
+    from miso_runtime.screenshots.pipeline import ScreenshotPipeline
+    from miso_runtime.store.screenshots import ScreenshotRepository
+
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # as the worker runs Tesseract
+    with tempfile.TemporaryDirectory() as tmp:
+        started = _start_display(Path(tmp))
+        if started is None:
+            return True
+        display, processes = started
+        previous = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = display
+        try:
+            repository = ScreenshotRepository(open_database(Path(tmp) / "bench.db"))
+            pipeline = ScreenshotPipeline(Path(tmp) / "screenshots", repository, default_text_embedder)
+            pipeline.configure({"enabled": True, "session_only": False}, session_active=False)
+            image = capture.fit_longest(capture.grab_screen(), pipeline.config.image_size)
+            text = ocr.recognize(image)  # warm-up (and the text it reads)
+            ocr_times = []
+            for _ in range(args.frames):
+                began = time.perf_counter()
+                ocr.recognize(image)
+                ocr_times.append(time.perf_counter() - began)
+            pipeline.tick()  # warm-up: loads the text model, opens the X connection
+            frame_times, drop_times = [], []
+            for _ in range(args.frames):
+                second = int(time.time())
+                while int(time.time()) == second:
+                    time.sleep(0.01)
+                pipeline._last_hash = None  # noqa: SLF001 - every frame kept, as a changed screen is
+                began = time.perf_counter()
+                kept = pipeline.tick()
+                frame_times.append(time.perf_counter() - began)
+                assert kept is not None, pipeline.metrics
+                began = time.perf_counter()
+                assert pipeline.tick() is None  # the same screen again: dropped
+                drop_times.append(time.perf_counter() - began)
+            metrics = pipeline.metrics
+            pipeline.close()
+        finally:
+            if previous is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = previous
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=10)
+    ocr_ms, frame_ms, drop_ms = median_ms(ocr_times), median_ms(frame_times), median_ms(drop_times)
+    ratio = frame_ms / ocr_ms
+    print(f"screen: 1280x800, {len(text.splitlines())} lines read; stored at {image.width}x{image.height}")
+    print(f"anchor, OCR alone (tesseract, one thread):       {ocr_ms:8.1f} ms median")
+    print(f"ours, a kept frame (capture+OCR+embed+store):    {frame_ms:8.1f} ms median")
+    print(
+        f"  last frame's stages: grab {metrics.capture_us / 1000:.1f} ms, resize {metrics.resize_us / 1000:.1f} ms,"
+        f" save+window {metrics.save_us / 1000:.1f} ms, OCR {metrics.ocr_us / 1000:.1f} ms,"
+        f" embed {metrics.text_embed_us / 1000:.1f} ms"
+    )
+    print(f"ours, a dropped near-duplicate (grab+resize+hash): {drop_ms:6.1f} ms median")
+    print(f"ratio ours / anchor: {ratio:.2f} per kept frame, {drop_ms / ocr_ms:.3f} per dropped one")
+    passed = ratio < SCREENSHOT_GOAL_RATIO
+    print(f"goal: a kept frame under {SCREENSHOT_GOAL_RATIO}x OCR alone: {'PASS' if passed else 'FAIL'}")
+    return passed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=int, default=50)
     parser.add_argument("--labels", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--lsl-seconds", type=float, default=30.0, help="seconds of each capture session measured")
     args = parser.parse_args(argv)
     print("=" * 100)
     print("1. hook matching per live epoch")
     ok = part_hooks(args)
+    print("=" * 100)
+    print("2. screenshot capture+OCR+embed per frame against OCR alone")
+    ok = part_screenshots(args) and ok
+    print("=" * 100)
+    print("3. LSL capture CPU against BrainFlow's synthetic board (bench/lsl_capture.py)")
+    ok = lsl_capture.main(["--seconds", str(args.lsl_seconds)]) == 0 and ok
     return 0 if ok else 1
 
 

@@ -81,6 +81,15 @@ class Settings(BaseSettings):
     github_web_url: str = constants.GITHUB_WEB_URL
     github_api_url: str = constants.GITHUB_API_URL
 
+    #: Remote access through iroh (``/v1/iroh/*``): off unless asked for, since it opens a UDP
+    #: socket and lets registered phones reach the API from anywhere. The relay: ``default``
+    #: (n0's public relays, which need internet), ``staging``, ``disabled`` (direct addresses
+    #: only), or a comma-separated list of the user's own relay URLs. The endpoint's UDP bind
+    #: address (``127.0.0.1:0`` keeps it on this machine).
+    iroh_enabled: bool = False
+    iroh_relay: str = Field(default=constants.IROH_RELAY_DEFAULT, min_length=1, max_length=2000)
+    iroh_bind_addr: str = Field(default=constants.IROH_DEFAULT_BIND_ADDR, min_length=3, max_length=100)
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

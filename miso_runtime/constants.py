@@ -1152,3 +1152,177 @@ HOOK_SUGGEST_SCORE = 0.92
 HOOK_SUGGEST_LABELS = 600
 #: Recent live embeddings compared with a rule's references to suggest its threshold.
 HOOK_SUGGEST_SAMPLES = 500
+
+# --- Lab Streaming Layer (skill-daemon section 4.13, /v1/lsl/*) ---------------------------------------
+
+#: The paired streams, auto-connect flag and idle timeout, a JSON file in the data dir.
+LSL_CONFIG_FILE_NAME = "lsl-config.json"
+#: Seconds ``GET /v1/lsl/discover`` listens for stream announcements (the daemon: 3).
+LSL_DISCOVER_WAIT_S = 3.0
+#: Seconds without a sample from a streaming LSL source before its session ends (the daemon's
+#: default 15; ``null`` turns it off); and the most a client may set (one day).
+LSL_IDLE_TIMEOUT_DEFAULT_S = 15
+LSL_IDLE_TIMEOUT_MAX_S = 86_400
+#: Channels a paired stream may declare (research caps reach 256; LSL itself allows more).
+LSL_MAX_CHANNELS = 1024
+#: Highest nominal rate, Hz, a paired stream may declare (intracranial systems reach 10-30 kHz).
+LSL_MAX_SAMPLE_RATE_HZ = 100_000.0
+#: Streams that may be paired at once.
+LSL_MAX_PAIRED = 64
+#: Seconds between the capture worker's scans for paired streams while auto-connect is on and no
+#: session runs (the daemon: 10), and how long each scan listens.
+LSL_AUTO_CONNECT_POLL_S = 10.0
+LSL_AUTO_CONNECT_WAIT_S = 1.0
+#: Seconds a capture source waits to find its stream (by ``source_id``) when it opens or reopens it.
+LSL_OPEN_WAIT_S = 2.0
+#: Seconds of samples the capture worker's inlet buffers while the loop is busy (liblsl's own
+#: default is 360; a session that falls this far behind loses the oldest).
+LSL_INLET_BUFFER_S = 30
+#: Board ids of LSL sessions: ``LSL_BOARD_ID_BASE - n_channels`` (-1004 for a 4-channel stream),
+#: far from BrainFlow's ids (-3 and up). The recording of such a session has one row per channel
+#: (µV) then the timestamp row (UNIX s), so the id alone says how to read the file.
+LSL_BOARD_ID_BASE = -1000
+#: Prefix of an LSL stream's device id (``lsl:<source_id>``), as the daemon names its LSL targets.
+LSL_DEVICE_PREFIX = "lsl:"
+
+# --- Do Not Disturb (skill-daemon 4.9, /v1/settings/dnd/*) ----------------------------------
+
+#: The user's Do Not Disturb settings, in the data dir.
+DND_CONFIG_FILE_NAME = "dnd_config.json"
+#: Defaults of ``DoNotDisturbConfig`` (the daemon's): focus score 0-100, seconds of EEG.
+DND_DEFAULT_FOCUS_THRESHOLD = 60.0
+DND_DEFAULT_DURATION_S = 60
+DND_DEFAULT_EXIT_DURATION_S = 300
+DND_DEFAULT_LOOKBACK_S = 60
+DND_DEFAULT_FOCUS_MODE = "com.apple.donotdisturb.mode.default"
+#: Longest window a setting may ask for, seconds (a day; the daemon takes any u32).
+DND_MAX_SECS = 86_400
+#: The focus sigmoid ``100 / (1 + exp(-slope * (engagement - centre)))`` (the daemon's 2 and 0.8).
+DND_FOCUS_SLOPE = 2.0
+DND_FOCUS_CENTRE = 0.8
+#: Band-power frames per second of EEG (one every SLIDING_HOP_S): windows are counted in frames,
+#: so they measure seconds of the signal, also when a recording is replayed faster.
+DND_FRAMES_PER_S = round(1.0 / SLIDING_HOP_S)
+#: Fewest frames of the entry window, the exit countdown and the lookback (the daemon's 8, 4, 4).
+DND_MIN_ENTRY_FRAMES = 8
+DND_MIN_EXIT_FRAMES = 4
+DND_MIN_LOOKBACK_FRAMES = 4
+#: Frames the service's bus queue holds (oldest dropped first when it falls behind).
+DND_QUEUE_FRAMES = 256
+#: Seconds a desktop command may run; seconds before a failed change is tried again.
+DND_COMMAND_TIMEOUT_S = 5.0
+DND_RETRY_AFTER_S = 10.0
+#: Characters of a failed command's output kept in ``last_error``.
+DND_ERROR_DETAIL_CHARS = 300
+#: The one mode offered on Linux (the daemon's identifier), and the name notifications come from.
+DND_LINUX_MODE_ID = "linux.dnd.default"
+DND_APP_NAME = "Miso"
+#: GNOME: DND is this key set to false.
+DND_GNOME_SCHEMA = "org.gnome.desktop.notifications"
+DND_GNOME_KEY = "show-banners"
+#: KDE Plasma: DND lasts until the date in this key (KConfig's "year,month,day,hour,minute,second").
+DND_KDE_FILE = "plasmanotifyrc"
+DND_KDE_GROUP = "DoNotDisturb"
+DND_KDE_KEY = "Until"
+DND_KDE_FOREVER = "2099,12,31,23,59,59"
+#: Events: DND turned on or off (``{value, reason}``), a failed change (``{message, reason}``),
+#: and the automation's state at each frame while it is on (droppable).
+EVENT_DND_STATE_CHANGED = "dnd-state-changed"
+EVENT_DND_ERROR = "dnd-error"
+EVENT_DND_ELIGIBILITY = "dnd-eligibility"
+
+# --- iroh remote access (skill-daemon section 4.12, ``/v1/iroh/*``; miso_runtime/iroh/) ---
+#: ALPN of the request bridge: one JSON request per bi-directional stream (docs/architecture.md).
+#: The daemon's raw HTTP-over-stream ALPN (``skill/http-ws/1``) is not served.
+IROH_ALPN = b"miso/json-http/1"
+#: Files in the data dir: the endpoint's 32-byte secret key (mode 0600; its public half is the
+#: endpoint id a phone connects to) and the TOTP credentials and registered clients (0600).
+IROH_SECRET_KEY_FILE_NAME = "iroh_secret_key.bin"
+IROH_AUTH_FILE_NAME = "iroh_auth.json"
+IROH_SECRET_KEY_BYTES = 32
+#: Relay modes ``MISO_IROH_RELAY`` takes besides a comma-separated list of relay URLs:
+#: n0's public relays, n0's staging relays, or none (direct addresses only).
+IROH_RELAY_DEFAULT = "default"
+IROH_RELAY_STAGING = "staging"
+IROH_RELAY_DISABLED = "disabled"
+#: Where the endpoint binds its UDP socket by default: every interface, any free port.
+IROH_DEFAULT_BIND_ADDR = "0.0.0.0:0"
+#: TOTP: RFC 6238 with SHA-1, 6 digits, 30 s steps, one step of clock skew either way (the
+#: daemon's totp-rs settings, which authenticator apps expect); the issuer shown in the app.
+IROH_TOTP_DIGITS = 6
+IROH_TOTP_STEP_S = 30
+IROH_TOTP_SKEW_STEPS = 1
+IROH_TOTP_ISSUER = "Skill"
+#: Longest TOTP or client name, endpoint id and OTP text a body may carry.
+IROH_NAME_MAX_CHARS = 100
+IROH_ENDPOINT_ID_MAX_CHARS = 128
+IROH_OTP_MAX_CHARS = 16
+#: QR codes: error correction level and pixels per module of the PNG.
+IROH_QR_ERROR = "m"
+IROH_QR_SCALE = 8
+#: Bytes of one bridged request frame (JSON) and of one response frame the bridge sends back.
+IROH_MAX_REQUEST_FRAME_BYTES = 16 * 1024 * 1024
+IROH_MAX_RESPONSE_FRAME_BYTES = 64 * 1024 * 1024
+#: Seconds one bridged request may take on the loopback API before the peer gets a 504.
+IROH_BRIDGE_TIMEOUT_S = 120.0
+#: Headers the bridge sets on each loopback request: the bridge's secret (only the server and
+#: the iroh worker know it) and the peer's verified endpoint id. A peer's own auth headers and
+#: cookies are dropped, so a tunnel request is authorised by its endpoint id alone.
+IROH_BRIDGE_SECRET_HEADER = "x-miso-iroh-bridge"
+IROH_BRIDGE_PEER_HEADER = "x-miso-iroh-peer"
+IROH_BRIDGE_DROPPED_HEADERS = frozenset(
+    {
+        "authorization",
+        "x-miso-auth",
+        "cookie",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        IROH_BRIDGE_SECRET_HEADER,
+        IROH_BRIDGE_PEER_HEADER,
+    }
+)
+#: QUIC application close code and reason when a revoked client's connection is closed.
+IROH_CLOSE_REVOKED_CODE = 1
+IROH_CLOSE_REVOKED_REASON = b"revoked"
+
+# --- Screenshots (skill-daemon section 4.10, /v1/settings/screenshot/*, /screenshots/*) ------------
+
+#: The user's screenshot settings, in the data dir; the images go under ``<data dir>/screenshots``,
+#: one folder per UTC day (``YYYYMMDD/YYYYMMDDHHmmss.webp``, the daemon's layout).
+SCREENSHOT_CONFIG_FILE_NAME = "screenshot_config.json"
+SCREENSHOTS_DIR_NAME = "screenshots"
+#: Defaults of ``ScreenshotConfig`` (the daemon's): seconds between captures, longest side in
+#: pixels, WebP quality 0-100.
+SCREENSHOT_DEFAULT_INTERVAL_S = 5
+SCREENSHOT_DEFAULT_IMAGE_SIZE = 768
+SCREENSHOT_DEFAULT_QUALITY = 60
+#: Bounds a setting may take: an hour between captures at most; 64..4096 pixels.
+SCREENSHOT_MAX_INTERVAL_S = 3600
+SCREENSHOT_MIN_IMAGE_SIZE = 64
+SCREENSHOT_MAX_IMAGE_SIZE = 4096
+#: Our OCR engine's name in ``ocr_engine`` (the daemon's ``ocrs`` downloads its models at run time).
+SCREENSHOT_OCR_ENGINE = "tesseract"
+#: Seconds one OCR of a capture may take before it is given up (empty text, ``ocr_errors``).
+SCREENSHOT_OCR_TIMEOUT_S = 30.0
+#: Characters of OCR text kept per capture (a screen of small text is a few thousand).
+SCREENSHOT_OCR_MAX_CHARS = 20_000
+#: Perceptual hash of each capture: imagehash's difference hash of ``HASH_SIZE``² bits. A capture
+#: within ``DUPLICATE_BITS`` bits of the last one kept is a near-duplicate and is dropped (two
+#: screens of different text differ by 70+ of 256 bits; the same screen re-grabbed by 0).
+SCREENSHOT_HASH_SIZE = 16
+SCREENSHOT_DUPLICATE_BITS = 4
+#: Seconds the worker waits between looks at its commands while capture is off or gated.
+SCREENSHOT_IDLE_POLL_S = 1.0
+#: ``k`` of ``search-text`` (the daemon's default 20) and the most one search may ask for.
+SCREENSHOT_SEARCH_DEFAULT_K = 20
+SCREENSHOT_SEARCH_MAX_K = 500
+#: Characters a search query may have.
+SCREENSHOT_QUERY_MAX_CHARS = 1000
+#: Stored OCR vectors compared per step of a semantic search (bounds its memory).
+SCREENSHOT_SEARCH_CHUNK_ROWS = 4096
+#: Widest ``windowSecs`` of ``around`` (a year each side).
+SCREENSHOT_AROUND_MAX_WINDOW_S = 366 * 86_400
+#: Event on ``/v1/events`` for each kept capture: ``{ts, filename}`` (the daemon's).
+EVENT_SCREENSHOT_CAPTURED = "screenshot-captured"

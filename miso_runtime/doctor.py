@@ -69,6 +69,17 @@ def checks() -> list[Check]:
             "openssl makes the test certificate of the dashboard's TLS tests (tests/test_schmux_login.py)",
             "apt-get install openssl (Debian; `make test` does this itself when run as root) or brew install openssl",
         ),
+        _command(
+            "tesseract",
+            "Tesseract reads the text of screenshots (/v1/settings/screenshot/search-text) and its tests",
+            "apt-get install tesseract-ocr (Debian; `make test` does this itself when run as root) "
+            "or brew install tesseract",
+        ),
+        _command(
+            "Xvfb",
+            "Xvfb is the virtual display of the screenshot tests (tests/test_screenshots.py)",
+            "apt-get install xvfb (Debian; `make test` does this itself when run as root)",
+        ),
         Check(
             "C compiler",
             bool(compilers),

@@ -8,6 +8,7 @@ serving) and :meth:`Runtime.stop` stops them. Nothing here imports Flask or geve
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,21 +39,29 @@ from .chat.providers.local_chat import LocalProvider
 from .chat.providers.registry import ProviderRegistry
 from .chat.service import ChatService
 from .config import Settings, secret_text
+from .dnd.config import DoNotDisturbConfig
+from .dnd.service import DndService
 from .errors import MisoError
 from .hooks.rules import SavedHooks
 from .hooks.service import HookService
+from .iroh.service import IrohService
+from .iroh.store import IrohAuthStore
 from .labels.service import LabelService
 from .llm.catalog import ModelCatalog as GgufCatalog
 from .llm.config import LlmConfigStore
 from .llm.downloads import DownloadManager
 from .llm.engine import LocalLLM
 from .llm.service import LlmService
+from .lsl.config import LslConfig
+from .lsl.service import LslService
 from .neuro.embedding.catalog import EncoderCatalog
 from .neuro.embedding.service import EmbeddingService
 from .neuro.embedding.settings import ExgModelConfig, InferenceDevice, ReembedConfig
 from .neuro.history import HistoryService
 from .neuro.service import NeuroService
 from .neuro.settings import EpochConfig, FilterConfig, WatchdogConfig, WsConfig
+from .screenshots.config import ScreenshotConfig
+from .screenshots.service import ScreenshotService
 from .search.eeg_search import EegSearch
 from .settings_files import SettingsFile
 from .sleep.service import SleepService
@@ -75,6 +84,8 @@ EMBED_WORKER_TARGET = "workers.embed_worker:run"
 ANALYSIS_WORKER_TARGET = "workers.analysis_worker:run"
 AGENTS_WORKER_TARGET = "workers.agents_worker:run"
 STAGING_WORKER_TARGET = "workers.staging_worker:run"
+SCREENSHOT_WORKER_TARGET = "workers.screenshot_worker:run"
+IROH_WORKER_TARGET = "workers.iroh_worker:run"
 
 
 def restart_policy(config: WatchdogConfig) -> RestartPolicy:
@@ -112,6 +123,8 @@ class Runtime:
     labels: LabelService
     #: Hook rules (checked in the embed worker), their log and the editor's suggestions.
     hooks: HookService
+    #: Focus-driven Do Not Disturb: follows the live frames, turns the desktop's DND on and off.
+    dnd: DndService
     analysis: AnalysisService
     sleep: SleepService
     tasks: TaskService
@@ -124,6 +137,12 @@ class Runtime:
     login: GitHubLogin
     #: The pull requests of the configured GitHub repos: discovery, cache, checkout for review.
     pull_requests: PullRequests
+    #: Lab Streaming Layer: discovery, the paired streams, auto-connect and the idle timeout.
+    lsl: LslService
+    #: Periodic screen captures (the ``screenshots`` worker), their OCR text, search and files.
+    screenshots: ScreenshotService
+    #: Remote access through iroh: TOTP credentials, registered clients, the tunnel's state.
+    iroh: IrohService
     version: str = __version__
     #: The port this runtime serves on, once it does (task processes reach the local model through it).
     serving_port: int | None = None
@@ -132,6 +151,7 @@ class Runtime:
     def start(self) -> None:
         """Start the workers, and load the configured model when autostart is on."""
         self.supervisor.start_all()
+        self.dnd.start()
         self.embeddings.start_idle_loop()
         self.search.start()
         self.tasks.start()
@@ -147,6 +167,7 @@ class Runtime:
     def stop(self) -> None:
         """End the EEG session cleanly, pause downloads and stop every worker (within about 10 s)."""
         self.neuro.stop()
+        self.dnd.stop()  # gives back the desktop's DND if we hold it
         self.embeddings.stop()
         self.downloads.shutdown()
         self.tasks.stop()
@@ -195,10 +216,12 @@ def build_runtime(settings: Settings) -> Runtime:
             {
                 "database_path": str(settings.database_path),
                 "brainflow_log": str(settings.log_dir / constants.BRAINFLOW_LOG_FILE_NAME),
+                "lsl_config_path": str(settings.data_dir / constants.LSL_CONFIG_FILE_NAME),
             },
         )
     )
     sessions = SessionRepository(db)
+    lsl = LslService(SettingsFile(settings.data_dir / constants.LSL_CONFIG_FILE_NAME, LslConfig))
     neuro = NeuroService(
         capture_worker,
         sessions,
@@ -207,7 +230,9 @@ def build_runtime(settings: Settings) -> Runtime:
         SettingsFile(settings.data_dir / constants.EPOCH_CONFIG_FILE_NAME, EpochConfig),
         settings.data_dir,
         bus.publish,
+        lsl_config=lambda: lsl.config,
     )
+    lsl.on_change(neuro.lsl_changed)
     neuro.recover_interrupted()
     supervisor.on_event("capture", neuro.handle_event)
     supervisor.on_exit("capture", neuro.handle_exit)
@@ -240,7 +265,7 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     embeddings, search, labels, analysis, hooks = _wire_embeddings(settings, db, supervisor, bus, neuro)
     sleep = _wire_sleep(settings, supervisor, bus, neuro)
-    for name in ("llm", "capture", "agents", "embed", "analysis", "staging"):
+    for name in ("llm", "capture", "agents", "embed", "analysis", "staging", "screenshots"):
         supervisor.on_exit(name, lambda name, code: _publish(bus, "worker:exited", {"name": name, "exit_code": code}))
     agents_rpc = RpcClient(agents_worker, "agents", error=MisoError)
     agents = AgentsService(agents_rpc, agents_config, bus.publish)
@@ -256,6 +281,7 @@ def build_runtime(settings: Settings) -> Runtime:
     chat = ChatService(conversations, registry, bus, settings.provider, settings.model)
     holder: dict[str, Runtime] = {}
     serving_port = lambda: holder["runtime"].serving_port  # noqa: E731 - known once the server listens
+    screenshots = _wire_screenshots(settings, supervisor, bus, neuro, labels, serving_port)
     tasks = _wire_tasks(settings, conversations, llm, chat, admin_token, serving_port)
     workbench = Workbench(
         data_dir=settings.data_dir,
@@ -288,6 +314,7 @@ def build_runtime(settings: Settings) -> Runtime:
         search=search,
         labels=labels,
         hooks=hooks,
+        dnd=DndService(SettingsFile(settings.data_dir / constants.DND_CONFIG_FILE_NAME, DoNotDisturbConfig), bus),
         analysis=analysis,
         sleep=sleep,
         tasks=tasks,
@@ -302,9 +329,38 @@ def build_runtime(settings: Settings) -> Runtime:
             PullRequestCache(settings.data_dir / constants.PULL_REQUESTS_FILE_NAME),
             lambda: GitHubClient(settings.github_api_url, web_url=settings.github_web_url),
         ),
+        lsl=lsl,
+        screenshots=screenshots,
+        iroh=_wire_iroh(settings, supervisor, serving_port),
     )
     holder["runtime"] = runtime
     return runtime
+
+
+def _wire_iroh(settings: Settings, supervisor: Supervisor, serving_port) -> IrohService:
+    """Remote access: the credentials always; the ``iroh`` worker (the endpoint) only when enabled."""
+    bridge_secret = secrets.token_urlsafe(32)  # shared with the worker only, new at every start
+    worker = None
+    if settings.iroh_enabled:
+        worker = supervisor.add(
+            WorkerSpec(
+                "iroh",
+                IROH_WORKER_TARGET,
+                {
+                    "secret_key_path": str(settings.data_dir / constants.IROH_SECRET_KEY_FILE_NAME),
+                    "relay": settings.iroh_relay,
+                    "bind_addr": settings.iroh_bind_addr,
+                    "bridge_secret": bridge_secret,
+                },
+            )
+        )
+    service = IrohService(
+        IrohAuthStore(settings.data_dir / constants.IROH_AUTH_FILE_NAME), worker, bridge_secret, serving_port
+    )
+    if worker is not None:
+        supervisor.on_event("iroh", service.handle_event)
+        supervisor.on_exit("iroh", service.handle_exit)
+    return service
 
 
 def _wire_login(settings: Settings, agents_config: AgentsConfigStore) -> GitHubLogin:
@@ -462,3 +518,38 @@ def _wire_sleep(settings: Settings, supervisor: Supervisor, bus: EventBus, neuro
     supervisor.on_event("staging", sleep.handle_event)
     supervisor.on_exit("staging", sleep.handle_exit)
     return sleep
+
+
+def _wire_screenshots(
+    settings: Settings,
+    supervisor: Supervisor,
+    bus: EventBus,
+    neuro: NeuroService,
+    labels: LabelService,
+    serving_port,
+) -> ScreenshotService:
+    """The screenshots worker and its service; the EEG session reaches it after the neuro service's view."""
+    screenshots_dir = settings.data_dir / constants.SCREENSHOTS_DIR_NAME
+    worker = supervisor.add(
+        WorkerSpec(
+            "screenshots",
+            SCREENSHOT_WORKER_TARGET,
+            {"database_path": str(settings.database_path), "screenshots_dir": str(screenshots_dir)},
+        )
+    )
+    service = ScreenshotService(
+        worker,
+        SettingsFile(settings.data_dir / constants.SCREENSHOT_CONFIG_FILE_NAME, ScreenshotConfig),
+        settings.database_path,
+        screenshots_dir,
+        lambda: neuro.running_session_id is not None,
+        labels.text_model,
+        bus.publish,
+        serving_port,
+    )
+    supervisor.on_event("screenshots", service.handle_event)
+    supervisor.on_exit("screenshots", service.handle_exit)
+    # Registered after the neuro service's handlers, so the session it sees is already updated.
+    supervisor.on_event("capture", service.session_changed)
+    supervisor.on_exit("capture", service.session_changed)
+    return service

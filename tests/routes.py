@@ -42,7 +42,7 @@ class Route:
             return "caco"
         if self.path in OPENAI_PATHS:
             return "openai"
-        if self.path.startswith("/v1/") or self.path in ("/healthz", "/readyz"):
+        if self.path.startswith(("/v1/", "/screenshots/")) or self.path in ("/healthz", "/readyz"):
             return "skill"
         if self.path == "/api/config":
             return "schmux-text"

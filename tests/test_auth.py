@@ -117,6 +117,7 @@ def test_public_routes(sidecar):
         "embed",
         "analysis",
         "staging",
+        "screenshots",
     ]
     assert sidecar.http.get("/healthz").json() == {"ok": True}
     assert sidecar.http.get("/readyz").json() == {"ok": True}

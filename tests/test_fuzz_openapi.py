@@ -14,7 +14,8 @@ there. What the sidecar's environment refuses before it happens:
   gets "connection refused" at once;
 - git may use only its ``file`` transport (``GIT_ALLOW_PROTOCOL=file``), so a fuzzed
   repository URL of any other kind is refused by git itself;
-- tmux runs on a socket of this test's own, HOME and the working directory are a sandbox.
+- tmux runs on a socket of this test's own, HOME and the working directory are a sandbox;
+- liblsl's config (``LSLAPICFG``) limits LSL discovery to this machine (``tests/lsl_config.py``).
 
 What ``tests/fuzz_hooks.py`` stands in just before a request goes out (the rest of the
 request is sent as generated): a network, Bluetooth or serial BrainFlow board becomes the
@@ -38,6 +39,7 @@ from pathlib import Path
 import pytest
 
 from tests.llm_fixtures import write_tiny_llama_gguf
+from tests.lsl_config import write_lsl_config
 from tests.sidecar import Sidecar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +102,7 @@ def fuzzed_sidecar(tmp_path: Path, sandbox: Path, dead_port: int) -> Iterator[Si
         "GIT_ALLOW_PROTOCOL": "file",
         "GIT_TERMINAL_PROMPT": "0",
         "HOME": str(sandbox / "home"),
+        "LSLAPICFG": str(write_lsl_config(tmp_path / "lsl")),
     }
     side = Sidecar(data, token=TOKEN, env=env, cwd=sandbox)
     try:

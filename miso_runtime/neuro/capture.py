@@ -1,4 +1,4 @@
-"""One recording session on one BrainFlow board, run inside the capture worker.
+"""One recording session on one device (a BrainFlow board or an LSL stream), run inside the capture worker.
 
 The worker's loop calls :meth:`Capture.tick` every :data:`~miso_runtime.constants.CAPTURE_POLL_S`
 seconds. Each tick moves whatever the board buffered into the recording file and through
@@ -10,6 +10,11 @@ when no sample arrives for :data:`~miso_runtime.constants.CAPTURE_STALL_S` secon
 raises, the board is released and prepared again after a growing delay, and every step is
 reported (``BoardLost``, ``ReconnectState``, ``BoardConnected``). The recording stays open
 across reconnects; the pipeline restarts after the gap.
+
+The device is a :class:`~miso_runtime.neuro.sources.CaptureSource`. An LSL stream
+(:class:`~miso_runtime.lsl.source.LslSource`) differs in two ways only: it is lost when its
+inlet says so (not after a few silent seconds), and a silence of its idle timeout ends the
+session (``idle_timeout``, as the daemon does) instead of reconnecting.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from brainflow.board_shim import BoardShim, BrainFlowError
+from brainflow.board_shim import BrainFlowError
 
 from workers.protocol.base import Event
 from workers.protocol.capture import (
@@ -38,8 +43,10 @@ from workers.protocol.capture import (
 from .. import constants
 from ..store.eeg import EpochRepository
 from .boards import PLAYBACK_BOARD_ID, BoardError, BoardParams, layout_of
+from .layout import lsl_channel_count
 from .pipeline import BoardLayout, PipelineConfig, SignalPipeline, epoch_means, epoch_metrics_json
 from .recording import RecordingWriter, time_scaled_copy
+from .sources import BrainFlowSource, CaptureSource, SourceError, SourceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +78,7 @@ class Capture:
         self._clock = clock
         self.state = CaptureState.IDLE
         self._request: StartCapture | None = None
-        self._board: BoardShim | None = None
+        self._board: CaptureSource | None = None
         self._layout: BoardLayout | None = None
         self._pipeline: SignalPipeline | None = None
         self._writer: RecordingWriter | None = None
@@ -86,6 +93,9 @@ class Capture:
         self._attempt = 0
         self._next_try_at: float | None = None
         self._lost_reason = ""
+        self._lsl_idle_timeout_s: float | None = None
+        #: ``(lsl source id or None, reason)`` of the last session that ended (for auto-connect).
+        self.last_ended: tuple[str | None, str] | None = None
 
     @property
     def active(self) -> bool:
@@ -100,23 +110,27 @@ class Capture:
             return
         params = BoardParams.from_dict(request.params)
         try:
-            layout = layout_of(request.board_id, params)
             config = PipelineConfig(**request.pipeline)
-            if request.board_id == PLAYBACK_BOARD_ID and request.playback_speed != 1.0:
-                params = self._faster_replay(request, params, layout)
-            board = self._open_board(request.board_id, params)
+            if request.lsl is not None:
+                board = self._open_lsl(request)
+                layout = board.layout
+            else:
+                layout = layout_of(request.board_id, params)
+                if request.board_id == PLAYBACK_BOARD_ID and request.playback_speed != 1.0:
+                    params = self._faster_replay(request, params, layout)
+                board = self._open_board(request.board_id, params, layout)
         except (BoardError, ValueError, TypeError) as exc:
             self._send(CaptureFailed(request.session_id, "invalid_board", str(exc)))
             self._drop_replay_copy()
             return
-        except BrainFlowError as exc:
+        except (BrainFlowError, SourceError) as exc:
             self._send(CaptureFailed(request.session_id, "board_unavailable", _describe(exc, request.board_id)))
             self._drop_replay_copy()
             return
         try:
             writer = RecordingWriter(Path(request.recording_path), layout.board_id)
         except OSError as exc:
-            _release_quietly(board)
+            board.close()
             self._drop_replay_copy()
             self._send(CaptureFailed(request.session_id, "recording_failed", f"cannot write the recording: {exc}"))
             return
@@ -140,7 +154,7 @@ class Capture:
         if self.state is CaptureState.STREAMING:
             try:
                 self._read_board()
-            except (BrainFlowError, OSError) as exc:
+            except (BrainFlowError, SourceError, OSError) as exc:
                 logger.warning("session %s: last read before stopping failed: %s", self._request.session_id, exc)
         self._release_board()
         if self._writer is not None:
@@ -150,6 +164,7 @@ class Capture:
                 logger.error("session %s: closing the recording failed: %s", self._request.session_id, exc)
         self._drop_replay_copy()
         request = self._request
+        self.last_ended = (request.lsl.get("source_id") if request.lsl else None, reason)
         self.state = CaptureState.IDLE
         self._request = None
         self._writer = None
@@ -170,6 +185,11 @@ class Capture:
         if self._pipeline is not None:
             self._pipeline.reconfigure(PipelineConfig(**pipeline))
 
+    def configure_idle_timeout(self, idle_timeout_s: float | None) -> None:
+        """A new idle timeout for a running LSL session, seconds (None: never); counted from the last sample."""
+        if self._request is not None and self._request.lsl is not None:
+            self._lsl_idle_timeout_s = idle_timeout_s
+
     def retry_now(self) -> None:
         if self.state is CaptureState.RECONNECTING:
             self._next_try_at = self._clock()
@@ -186,6 +206,9 @@ class Capture:
         if self.state is CaptureState.STREAMING:
             try:
                 got = self._read_board()
+            except SourceError as exc:
+                self._lose_board("error", str(exc))
+                return
             except BrainFlowError as exc:
                 self._lose_board("error", f"the board raised: {exc}")
                 return
@@ -198,6 +221,10 @@ class Capture:
                 self._last_sample_at = now
                 if self._attempt and now - self._connected_at > constants.CAPTURE_RECONNECT_STABLE_S:
                     self._attempt = 0
+            elif self._request is not None and self._request.lsl is not None:
+                idle_s = self._lsl_idle_timeout_s
+                if idle_s is not None and now - self._last_sample_at > idle_s:
+                    self.stop("idle_timeout", f"no samples from the LSL stream for {idle_s:g} s")
             elif now - self._last_sample_at > constants.CAPTURE_STALL_S:
                 request = self._request
                 if request is not None and request.board_id == PLAYBACK_BOARD_ID and request.stop_at_end:
@@ -210,7 +237,7 @@ class Capture:
 
     def _read_board(self) -> bool:
         assert self._board is not None and self._pipeline is not None and self._writer is not None
-        data = self._board.get_board_data()
+        data = self._board.read()
         n = data.shape[1]
         if n == 0:
             return False
@@ -295,11 +322,15 @@ class Capture:
         self._next_try_at = None
         self._report_reconnect("connecting", None, "")
         try:
-            params = BoardParams.from_dict(self._request.params)
-            if self._replay_copy is not None:
-                params = BoardParams.from_dict({**params.to_dict(), "file": str(self._replay_copy)})
-            self._board = self._open_board(self._request.board_id, params)
-        except BrainFlowError as exc:
+            if self._request.lsl is not None:
+                self._board = self._open_lsl(self._request)
+            else:
+                params = BoardParams.from_dict(self._request.params)
+                if self._replay_copy is not None:
+                    params = BoardParams.from_dict({**params.to_dict(), "file": str(self._replay_copy)})
+                assert self._layout is not None
+                self._board = self._open_board(self._request.board_id, params, self._layout)
+        except (BrainFlowError, SourceError) as exc:
             self._schedule_next_try(_describe(exc, self._request.board_id))
             return
         assert self._pipeline is not None and self._layout is not None
@@ -321,18 +352,27 @@ class Capture:
             )
         )
 
-    # --- BrainFlow --------------------------------------------------------------------------
+    # --- the devices ------------------------------------------------------------------------
 
     @staticmethod
-    def _open_board(board_id: int, params: BoardParams) -> BoardShim:
-        board = BoardShim(board_id, params.to_brainflow())
-        try:
-            board.prepare_session()
-            board.start_stream()
-        except BrainFlowError:
-            _release_quietly(board)
-            raise
-        return board
+    def _open_board(board_id: int, params: BoardParams, layout: BoardLayout) -> CaptureSource:
+        return BrainFlowSource(board_id, params, layout)
+
+    def _open_lsl(self, request: StartCapture) -> CaptureSource:
+        """The paired stream of ``request.lsl`` (``source_id``, ``idle_timeout_s``), by its source id.
+
+        The session's board id fixes the channel count of its recording, so a stream that
+        comes back with another count is refused (pairing it again starts a new recording).
+        """
+        from ..lsl.source import LslSource  # noqa: PLC0415 - pylsl loads liblsl; only LSL sessions need it
+
+        assert request.lsl is not None
+        if self._request is None:  # a new session, not a reconnect
+            self._lsl_idle_timeout_s = request.lsl.get("idle_timeout_s")
+        source_id = str(request.lsl.get("source_id") or "")
+        if not source_id:
+            raise SourceUnavailable("an LSL session needs the source_id of a paired stream")
+        return LslSource(source_id, expect_channels=lsl_channel_count(request.board_id))
 
     def _mark_connected(self) -> None:
         self.state = CaptureState.STREAMING
@@ -340,7 +380,7 @@ class Capture:
 
     def _release_board(self) -> None:
         if self._board is not None:
-            _release_quietly(self._board)
+            self._board.close()
             self._board = None
 
     def _faster_replay(self, request: StartCapture, params: BoardParams, layout: BoardLayout) -> BoardParams:
@@ -362,19 +402,9 @@ class Capture:
             self._replay_copy = None
 
 
-def _release_quietly(board: BoardShim) -> None:
-    try:
-        if board.is_prepared():
-            try:
-                board.stop_stream()
-            except BrainFlowError:
-                pass
-            board.release_session()
-    except BrainFlowError as exc:
-        logger.debug("releasing the board failed: %s", exc)
-
-
-def _describe(error: BrainFlowError, board_id: int) -> str:
+def _describe(error: Exception, board_id: int) -> str:
+    if isinstance(error, SourceError):
+        return str(error)
     return f"could not open board {board_id}: {error} (BrainFlow exit code {getattr(error, 'exit_code', '?')})"
 
 

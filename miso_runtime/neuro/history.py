@@ -20,7 +20,7 @@ from ..client_input import client_path, unix_ms
 from ..errors import MisoError
 from ..store.eeg import EPOCH_BANDS, EPOCH_SCORES, EpochRepository, SessionRecord, SessionRepository
 from .boards import BoardError, BoardParams, layout_of
-from .layout import PipelineConfig
+from .layout import PipelineConfig, lsl_channel_count, lsl_layout
 from .sample_file import samples_path
 
 logger = logging.getLogger(__name__)
@@ -248,8 +248,15 @@ class HistoryService:
         if data_board is None:
             raise MisoError(400, "board_id_required", "this file belongs to no session; give board_id (its row layout)")
         try:
-            layout = layout_of(data_board, BoardParams())
-            data, _rate, _eeg, _ts = read_recording(path, data_board)
+            n_lsl = lsl_channel_count(data_board)
+            if record is not None and n_lsl is not None:
+                names = tuple(record.channel_names or ())
+                if len(names) != n_lsl:
+                    names = tuple(f"ch{i + 1}" for i in range(n_lsl))
+                layout = lsl_layout(n_lsl, record.sample_rate_hz, names, record.board_name)
+            else:
+                layout = layout_of(data_board, BoardParams())
+            data, _rate, _eeg, _ts = read_recording(path, data_board, record.sample_rate_hz if record else None)
         except BoardError as exc:
             raise MisoError(400, "invalid_board", str(exc)) from None
         except (ValueError, OSError) as exc:

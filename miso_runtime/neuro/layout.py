@@ -94,3 +94,40 @@ class BoardLayout:
             "channels": list(self.channel_names),
             "n_channels": len(self.eeg_rows),
         }
+
+
+def lsl_board_id(n_channels: int) -> int:
+    """The board id of an LSL session with ``n_channels`` channels (see ``constants.LSL_BOARD_ID_BASE``)."""
+    return constants.LSL_BOARD_ID_BASE - int(n_channels)
+
+
+def lsl_channel_count(board_id: int) -> int | None:
+    """Channels of an LSL board id; None for a BrainFlow board id."""
+    if board_id > constants.LSL_BOARD_ID_BASE - 1:
+        return None
+    return constants.LSL_BOARD_ID_BASE - int(board_id)
+
+
+def lsl_layout(n_channels: int, sample_rate_hz: float, channel_names: tuple[str, ...], name: str) -> BoardLayout:
+    """The rows of an LSL session: one per channel (µV), then the timestamp (UNIX s); no battery.
+
+    Parameters
+    ----------
+    n_channels : int
+    sample_rate_hz : float
+        The stream's nominal rate, Hz.
+    channel_names : tuple of str
+        Labels from the stream's description (``ch1..chN`` where it has none).
+    name : str
+        The stream's name, shown as the board name.
+    """
+    return BoardLayout(
+        board_id=lsl_board_id(n_channels),
+        board_name=name,
+        sample_rate_hz=float(sample_rate_hz),
+        eeg_rows=tuple(range(n_channels)),
+        channel_names=tuple(channel_names),
+        timestamp_row=n_channels,
+        battery_row=None,
+        num_rows=n_channels + 1,
+    )

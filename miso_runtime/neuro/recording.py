@@ -56,6 +56,7 @@ import numpy as np
 from brainflow.board_shim import BoardIds, BoardShim, BrainFlowInputParams
 from brainflow.data_filter import DataFilter
 
+from .layout import lsl_channel_count
 from .sample_file import SampleFileWriter
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,27 @@ ensure_brainflow_loadable()
 
 
 # =============================================================================================
+# Row layouts: BrainFlow's boards and LSL streams
+# =============================================================================================
+
+
+def board_rows(board_id: int) -> Tuple[int, List[int], int]:
+    """``(num_rows, eeg_rows, timestamp_row)`` of a recording in ``board_id``'s layout.
+
+    BrainFlow's board table for its boards; for an LSL session's id (see
+    :func:`~miso_runtime.neuro.layout.lsl_board_id`) one row per channel, then the timestamp.
+    """
+    n_lsl = lsl_channel_count(board_id)
+    if n_lsl is not None:
+        return n_lsl + 1, list(range(n_lsl)), n_lsl
+    return (
+        BoardShim.get_num_rows(board_id),
+        list(BoardShim.get_eeg_channels(board_id)),
+        BoardShim.get_timestamp_channel(board_id),
+    )
+
+
+# =============================================================================================
 # Writer
 # =============================================================================================
 
@@ -189,7 +211,7 @@ class RecordingWriter:
     def __init__(self, path: Path, board_id: int, flush_interval_s: float = FLUSH_INTERVAL_S) -> None:
         self.path = Path(path)
         self.board_id = int(board_id)
-        self.num_rows = BoardShim.get_num_rows(self.board_id)
+        self.num_rows, eeg_rows, timestamp_row = board_rows(self.board_id)
         if self.num_rows * 24 > PLAYBACK_MAX_LINE_BYTES:
             log.warning(
                 "board %s has %d rows; lines may exceed playback's %d-byte limit",
@@ -208,12 +230,7 @@ class RecordingWriter:
             existing = 0 if span is None else span.n_samples
         else:
             self.path.touch()
-        self._samples = SampleFileWriter(
-            self.path,
-            BoardShim.get_eeg_channels(self.board_id),
-            BoardShim.get_timestamp_channel(self.board_id),
-            existing,
-        )
+        self._samples = SampleFileWriter(self.path, eeg_rows, timestamp_row, existing)
         self._lock = threading.Lock()
         self._pending: List[np.ndarray] = []
         self._pending_since: Optional[float] = None  # monotonic s of oldest buffered chunk
@@ -352,8 +369,7 @@ def recording_end(path: Path, board_id: int) -> Optional[RecordingSpan]:
     path = Path(path)
     if not path.exists():
         return None
-    num_rows = BoardShim.get_num_rows(board_id)
-    ts_row = BoardShim.get_timestamp_channel(board_id)
+    num_rows, _eeg_rows, ts_row = board_rows(board_id)
     size = path.stat().st_size
     if size == 0:
         return None
@@ -391,8 +407,13 @@ def recording_end(path: Path, board_id: int) -> Optional[RecordingSpan]:
     )
 
 
-def read_recording(path: Path, board_id: int) -> Tuple[np.ndarray, int, List[int], int]:
+def read_recording(
+    path: Path, board_id: int, sample_rate_hz: float | None = None
+) -> Tuple[np.ndarray, float, List[int], int]:
     """Load a whole recording for offline analysis (``DataFilter.read_file``).
+
+    ``sample_rate_hz`` (Hz) is needed for an LSL session's recording, whose rate is its
+    session's (BrainFlow boards have theirs in BrainFlow's table).
 
     Returns
     -------
@@ -408,7 +429,13 @@ def read_recording(path: Path, board_id: int) -> Tuple[np.ndarray, int, List[int
     """
     path = Path(path)
     span = recording_end(path, board_id)
-    num_rows = BoardShim.get_num_rows(board_id)
+    num_rows, eeg_rows, ts_row = board_rows(board_id)
+    if lsl_channel_count(board_id) is not None:
+        if sample_rate_hz is None:
+            raise ValueError(f"{path}: an LSL recording's rate is its session's; give sample_rate_hz")
+        rate: float = float(sample_rate_hz)
+    else:
+        rate = BoardShim.get_sampling_rate(board_id)
     if span is None:
         data = np.zeros((num_rows, 0), dtype=np.float64)
     else:
@@ -418,12 +445,7 @@ def read_recording(path: Path, board_id: int) -> Tuple[np.ndarray, int, List[int
         if data.shape[0] != num_rows:
             raise ValueError(f"{path}: {data.shape[0]} rows, board {board_id} has {num_rows}")
         data = data[:, : span.n_samples]  # never trust a torn line, whatever read_file does
-    return (
-        data,
-        BoardShim.get_sampling_rate(board_id),
-        list(BoardShim.get_eeg_channels(board_id)),
-        BoardShim.get_timestamp_channel(board_id),
-    )
+    return data, rate, eeg_rows, ts_row
 
 
 # =============================================================================================

@@ -26,8 +26,10 @@ from workers.protocol.capture import (
     CancelRetry,
     CaptureEnded,
     CaptureFailed,
+    ConfigureLsl,
     ConfigurePipeline,
     EpochStored,
+    LslStreamFound,
     ReconnectState,
     RetryConnect,
     StartCapture,
@@ -36,10 +38,11 @@ from workers.protocol.capture import (
 
 from .. import constants
 from ..errors import MisoError
+from ..lsl.config import LslConfig
 from ..settings_files import SettingsFile
 from ..store.eeg import DeviceRepository, NewSession, SessionRecord, SessionRepository, SessionStatus
 from .boards import PLAYBACK_BOARD_ID, SYNTHETIC_BOARD_ID, BoardError, BoardParams, board_name, device_id, layout_of
-from .layout import PipelineConfig
+from .layout import BoardLayout, PipelineConfig, lsl_board_id, lsl_channel_count, lsl_layout
 from .recording import recording_end
 from .settings import EpochConfig, FilterConfig, pipeline_config
 
@@ -69,6 +72,19 @@ class SessionRequest:
     location: dict[str, Any] | None = None
     playback_speed: float = 1.0
     stop_at_end: bool = True
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The device a session records from, resolved from a request."""
+
+    board_id: int
+    params: BoardParams
+    layout: BoardLayout
+    device_id: str
+    board_name: str
+    #: ``{"source_id", "idle_timeout_s"}`` for a paired LSL stream.
+    lsl: dict[str, Any] | None = None
 
 
 @dataclass
@@ -104,8 +120,12 @@ class NeuroService:
         epochs: SettingsFile[EpochConfig],
         data_dir: Path,
         publish: Publish,
+        lsl_config: Callable[[], LslConfig] | None = None,
     ) -> None:
+        """``lsl_config`` gives the saved LSL settings (paired streams, idle timeout); without it
+        a session cannot record from an LSL stream."""
         self._worker = worker
+        self._lsl_config = lsl_config
         self.sessions = sessions
         self.devices = devices
         self.filters = filters
@@ -161,17 +181,11 @@ class NeuroService:
 
     def start_session(self, request: SessionRequest) -> dict[str, Any]:
         """Open the board and start recording; returns when samples flow or the board failed."""
-        board_id, params = self._resolve_board(request)
-        try:
-            layout = layout_of(board_id, params)
-        except BoardError as exc:
-            raise MisoError(400, "invalid_board", str(exc)) from None
-        if board_id == PLAYBACK_BOARD_ID and not Path(params.file).is_file():
-            raise MisoError(400, "invalid_board", f"no recording to replay at {params.file}")
+        target = self._resolve_target(request)
+        board_id, params, layout, device = target.board_id, target.params, target.layout, target.device_id
         session_id = uuid.uuid4().hex
         now_ms = int(time.time() * 1000)
         relative = Path(constants.RECORDINGS_DIR_NAME) / time.strftime("%Y-%m-%d", time.gmtime()) / f"{session_id}.csv"
-        device = device_id(board_id, params)
         config = self.pipeline_config()
         pending = _Pending()
         with self._lock:
@@ -183,7 +197,7 @@ class NeuroService:
                     device_id=device,
                     board_id=board_id,
                     data_board_id=layout.board_id,
-                    board_name=board_name(board_id),
+                    board_name=target.board_name,
                     started_utc_ms=now_ms,
                     recording_path=str(relative),
                     location=request.location,
@@ -204,6 +218,7 @@ class NeuroService:
             pipeline=vars(config).copy(),
             playback_speed=request.playback_speed,
             stop_at_end=request.stop_at_end,
+            lsl=target.lsl,
         )
         try:
             self._worker.send(command)
@@ -223,8 +238,74 @@ class NeuroService:
         if isinstance(result, Exception):
             self._forget_start(session_id)
             raise MisoError(503, "worker_unavailable", str(result))
-        self.devices.seen(device, board_id, board_name(board_id), params.to_dict(), int(time.time() * 1000))
+        seen_params = params.to_dict() if target.lsl is None else {"source_id": target.lsl["source_id"]}
+        self.devices.seen(device, board_id, target.board_name, seen_params, int(time.time() * 1000))
         return self.status()
+
+    def _resolve_target(self, request: SessionRequest) -> _Target:
+        source_id = self._lsl_source_of(request)
+        if source_id is not None:
+            return self._lsl_target(source_id)
+        board_id, params = self._resolve_board(request)
+        try:
+            layout = layout_of(board_id, params)
+        except BoardError as exc:
+            raise MisoError(400, "invalid_board", str(exc)) from None
+        if board_id == PLAYBACK_BOARD_ID and not Path(params.file).is_file():
+            raise MisoError(400, "invalid_board", f"no recording to replay at {params.file}")
+        return _Target(board_id, params, layout, device_id(board_id, params), board_name(board_id))
+
+    def _lsl_source_of(self, request: SessionRequest) -> str | None:
+        """The source id when the request names an LSL stream: ``device_id`` ``lsl:<source_id>``, or
+        no board nor device while the preferred device is an LSL stream."""
+        if request.device_id and request.device_id.startswith(constants.LSL_DEVICE_PREFIX):
+            return request.device_id[len(constants.LSL_DEVICE_PREFIX) :]
+        if request.device_id is None and request.board_id is None:
+            preferred = self.devices.preferred()
+            if preferred is not None and lsl_channel_count(preferred.board_id) is not None:
+                return str(preferred.params.get("source_id") or "")
+        return None
+
+    def _lsl_target(self, source_id: str) -> _Target:
+        """A paired stream: its recording has the paired channel count; names and rate are
+        placeholders until the worker opens the stream and reports its own."""
+        config = self._lsl_config() if self._lsl_config is not None else None
+        paired = config.paired(source_id) if config is not None else None
+        if config is None or paired is None:
+            raise MisoError(404, "not_paired", f"no paired LSL stream has source_id {source_id!r}; pair it first")
+        if paired.sample_rate <= 0:
+            raise MisoError(
+                400, "invalid_board", f"LSL stream {paired.name!r} has an irregular rate; only regular EEG records"
+            )
+        layout = lsl_layout(
+            paired.channels, paired.sample_rate, tuple(f"ch{i + 1}" for i in range(paired.channels)), paired.name
+        )
+        return _Target(
+            lsl_board_id(paired.channels),
+            BoardParams(),
+            layout,
+            constants.LSL_DEVICE_PREFIX + source_id,
+            paired.name or source_id,
+            {"source_id": source_id, "idle_timeout_s": config.idle_timeout_secs},
+        )
+
+    def lsl_changed(self, config: LslConfig) -> None:
+        """The LSL settings changed: a running LSL session takes the new idle timeout."""
+        with self._lock:
+            live = self._live
+            running_lsl = live is not None and lsl_channel_count(live.board_id) is not None
+        if running_lsl:
+            self._send_quietly(ConfigureLsl(config.idle_timeout_secs))
+
+    def _auto_start(self, source_id: str) -> None:
+        """Auto-connect found a paired stream: start its session unless one runs."""
+        if self.running_session_id is not None:
+            return
+        try:
+            self.start_session(SessionRequest(device_id=constants.LSL_DEVICE_PREFIX + source_id))
+            logger.info("LSL auto-connect: recording from %s", source_id)
+        except MisoError as exc:
+            logger.warning("LSL auto-connect could not start a session on %s: %s", source_id, exc.message)
 
     def _resolve_board(self, request: SessionRequest) -> tuple[int, BoardParams]:
         if request.device_id:
@@ -352,6 +433,9 @@ class NeuroService:
             self._on_reconnect_state(event)
         elif isinstance(event, CaptureEnded):
             self._on_ended(event)
+        elif isinstance(event, LslStreamFound):
+            # Not here: start_session waits for the worker's answer, which this pump delivers.
+            threading.Thread(target=self._auto_start, args=(event.source_id,), daemon=True).start()
 
     def _on_bands(self, event: BandsComputed) -> None:
         with self._lock:
@@ -369,6 +453,9 @@ class NeuroService:
             if live is None or live.session_id != event.session_id:
                 return
             live.state = DeviceState.CONNECTED
+            if lsl_channel_count(live.board_id) is not None and live.layout != event.layout:
+                # The stream's own names and rate, known once it is open.
+                self.sessions.set_board(event.session_id, event.layout["sample_rate_hz"], event.layout["channels"])
             live.layout = event.layout
             live.reconnect = None
             pending = self._starting.pop(event.session_id, None)

@@ -48,13 +48,17 @@ from .faces import (
     schmux_sync,
     schmux_ws,
     skill_auth,
+    skill_dnd,
     skill_embeddings,
     skill_history,
     skill_hooks,
+    skill_iroh,
     skill_labels,
     skill_llm,
+    skill_lsl,
     skill_nebula,
     skill_neuro,
+    skill_screenshots,
     skill_search,
     skill_settings,
     skill_sleep,
@@ -77,10 +81,14 @@ FACES: list[tuple[object, Envelope]] = [
     (skill_neuro.blueprint, SKILL),
     (skill_history.blueprint, SKILL),
     (skill_settings.blueprint, SKILL),
+    (skill_dnd.blueprint, SKILL),
     (skill_embeddings.blueprint, SKILL),
     (skill_search.blueprint, SKILL),
     (skill_labels.blueprint, SKILL),
     (skill_hooks.blueprint, SKILL),
+    (skill_lsl.blueprint, SKILL),
+    (skill_screenshots.blueprint, SKILL),
+    (skill_iroh.blueprint, SKILL),
     (skill_nebula.blueprint, SKILL),
     (skill_sleep.blueprint, SKILL),
     (schmux.blueprint, SCHMUX),
@@ -131,7 +139,7 @@ def create_app(runtime: Runtime) -> Flask:
     app.extensions["miso.envelopes"] = envelopes
 
     install_request_ids(app)
-    RequestGuard(runtime.settings, runtime.tokens).install(app)
+    RequestGuard(runtime.settings, runtime.tokens, runtime.iroh).install(app)
     install_whole_frame_websockets()
     for blueprint, _envelope in FACES:
         app.register_blueprint(blueprint)

@@ -164,6 +164,7 @@ _BY_PREFIX: list[tuple[str, Envelope]] = [
     ("/models", MARIA),
     ("/events", MARIA),
     ("/v1/", SKILL),
+    ("/screenshots", SKILL),
     ("/healthz", SKILL),
     ("/readyz", SKILL),
     ("/api/", SCHMUX),

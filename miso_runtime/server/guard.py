@@ -8,11 +8,15 @@ route's declared access allows. Preflight ``OPTIONS`` requests get their CORS an
 The schmux dashboard's TLS listener with GitHub login on (``login_gate.py``) checks host, origin
 and CORS itself, by schmux's rules, and marks its requests; for them the guard skips those
 checks, and a verified login session stands for an admin caller on schmux's routes only.
+
+A request the iroh worker bridged from a remote peer is authorised by that peer's registration
+instead of a token (``remote_peers.py``), against the same access table.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
@@ -22,6 +26,10 @@ from ..auth import Principal, TokenScope, TokenService, allows
 from ..config import Settings
 from ..errors import MisoError
 from .endpoint import declared_access, declared_max_body, is_public
+from .remote_peers import check_peer, remote_peer
+
+if TYPE_CHECKING:
+    from ..iroh.service import IrohService
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +74,10 @@ def _hostname(host_header: str) -> str:
 class RequestGuard:
     """Host, origin, size and token checks, installed as the app's first ``before_request``."""
 
-    def __init__(self, settings: Settings, tokens: TokenService) -> None:
+    def __init__(self, settings: Settings, tokens: TokenService, remote: "IrohService | None" = None) -> None:
         self._tokens = tokens
+        #: The iroh service: requests bridged from its tunnel are authorised by peer, not token.
+        self._remote = remote
         self._max_body = settings.max_body_bytes
         self._origins = frozenset(origin.rstrip("/") for origin in settings.cors_origins)
         hosts = set(constants.LOOPBACK_HOSTS)
@@ -107,6 +117,10 @@ class RequestGuard:
         if is_public(view):
             return None
         access = declared_access(view)
+        peer = remote_peer(self._remote, request)
+        if peer is not None:
+            check_peer(self._remote, peer, view, access)
+            return None
         # On a page's own port (server/pages.py) its session cookie stands for the token that opened it.
         principal = self._tokens.authenticate(presented_token() or request.environ.get(constants.PAGE_TOKEN_ENVIRON))
         if principal is None:

@@ -285,6 +285,42 @@ def _hook_log(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX hook_log_name ON hook_log (hook_name, id)")
 
 
+def _screenshots(db: sqlite_utils.Database) -> None:
+    """Kept screen captures: when, the WebP file, the active window, the OCR text and its vector.
+
+    ``timestamp`` is ``YYYYMMDDHHmmss`` UTC and ``unix_ts`` UNIX seconds (the daemon's pair);
+    ``filename`` is relative to the screenshots folder (``YYYYMMDD/YYYYMMDDHHmmss.webp``) and
+    unique. ``ocr_vector`` is float32 of ``ocr_model`` (the labels' text model), NULL for a capture
+    without text. ``embedding``/``model_backend``/``model_id`` hold an image vector and its model
+    where a vision backend made one (none does in this runtime: they stay empty).
+    """
+    db.execute(
+        "CREATE TABLE screenshots ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " timestamp INTEGER NOT NULL,"
+        " unix_ts INTEGER NOT NULL,"
+        " filename TEXT NOT NULL UNIQUE,"
+        " width INTEGER NOT NULL,"
+        " height INTEGER NOT NULL,"
+        " file_size INTEGER NOT NULL,"
+        " image_size INTEGER NOT NULL,"
+        " quality INTEGER NOT NULL,"
+        " phash TEXT NOT NULL DEFAULT '',"
+        " app_name TEXT NOT NULL DEFAULT '',"
+        " window_title TEXT NOT NULL DEFAULT '',"
+        " ocr_text TEXT NOT NULL DEFAULT '',"
+        " ocr_model TEXT,"
+        " ocr_vector BLOB,"
+        " embedding BLOB,"
+        " model_backend TEXT NOT NULL DEFAULT '',"
+        " model_id TEXT NOT NULL DEFAULT '',"
+        " gif_filename TEXT NOT NULL DEFAULT '',"
+        " created_ms INTEGER NOT NULL)"
+    )
+    db.execute("CREATE INDEX screenshots_unix_ts ON screenshots (unix_ts)")
+    db.execute("CREATE INDEX screenshots_ocr_model ON screenshots (ocr_model, id)")
+
+
 MIGRATIONS: list[Migration] = [
     _conversations,
     _auth_tokens,
@@ -293,6 +329,7 @@ MIGRATIONS: list[Migration] = [
     _sleep_stagings,
     _caco_applet_state,
     _hook_log,
+    _screenshots,
 ]
 
 

@@ -1,4 +1,4 @@
-"""Messages of the ``capture`` worker: one BrainFlow session at a time."""
+"""Messages of the ``capture`` worker: one session at a time, on a BrainFlow board or an LSL stream."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ class StartCapture(Command):
     absolute path of the session's raw file. ``playback_speed`` > 1 replays a playback
     file faster than real time; ``stop_at_end`` ends a playback session at the file's end
     (False: the file's end counts as a device that went silent, and reconnects).
+
+    ``lsl`` makes it an LSL session: ``{"source_id", "idle_timeout_s"}`` (seconds or None);
+    ``board_id`` is then the LSL board id of the paired channel count (``lsl_board_id``).
     """
 
     session_id: str
@@ -28,6 +31,7 @@ class StartCapture(Command):
     pipeline: dict[str, Any]
     playback_speed: float = 1.0
     stop_at_end: bool = True
+    lsl: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,20 @@ class ConfigurePipeline(Command):
     """New filter/window/epoch settings for the running session (fields of ``PipelineConfig``)."""
 
     pipeline: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ConfigureLsl(Command):
+    """A new idle timeout (seconds, None: never) for the running LSL session."""
+
+    idle_timeout_s: float | None
+
+
+@dataclass(frozen=True)
+class LslStreamFound(Event):
+    """Auto-connect: a paired stream is announced while no session runs; the server starts one."""
+
+    source_id: str
 
 
 @dataclass(frozen=True)

@@ -242,7 +242,10 @@ class Embedder:
                 return None
             try:
                 self._recording = load_recording(
-                    epoch.session_id, self._data_dir / record.recording_path, record.data_board_id
+                    epoch.session_id,
+                    self._data_dir / record.recording_path,
+                    record.data_board_id,
+                    record.sample_rate_hz,
                 )
             except (OSError, ValueError) as exc:
                 logger.warning("session %s: recording unreadable for re-embedding: %s", epoch.session_id, exc)

@@ -42,7 +42,8 @@ class LoadedRecording:
         return self.eeg_uv[:, first : first + n]
 
 
-def load_recording(session_id: str, path: Path, board_id: int) -> LoadedRecording:
-    """Read a whole recording (raises OSError/ValueError when it cannot be read)."""
-    data, rate, eeg_rows, ts_row = read_recording(path, board_id)
+def load_recording(session_id: str, path: Path, board_id: int, sample_rate_hz: float | None = None) -> LoadedRecording:
+    """Read a whole recording (raises OSError/ValueError when it cannot be read); ``sample_rate_hz``
+    (Hz) for an LSL session's recording."""
+    data, rate, eeg_rows, ts_row = read_recording(path, board_id, sample_rate_hz)
     return LoadedRecording(session_id, data[eeg_rows].astype(np.float32), data[ts_row], float(rate))
