@@ -1235,6 +1235,12 @@ EVENT_DND_ELIGIBILITY = "dnd-eligibility"
 #: ALPN of the request bridge: one JSON request per bi-directional stream (docs/architecture.md).
 #: The daemon's raw HTTP-over-stream ALPN (``skill/http-ws/1``) is not served.
 IROH_ALPN = b"miso/json-http/1"
+#: The daemon's own tunnel protocol, which its phone app speaks: HTTP/1.1 (and WebSocket
+#: upgrades) on each bi-directional stream, piped to the loopback API (``iroh/http_pipe.py``).
+IROH_HTTP_ALPN = b"skill/http-ws/1"
+#: Bytes of a piped request's head read at most, and the pipe's chunk size.
+IROH_MAX_HEAD_BYTES = 64 * 1024
+IROH_PIPE_CHUNK_BYTES = 16 * 1024
 #: Files in the data dir: the endpoint's 32-byte secret key (mode 0600; its public half is the
 #: endpoint id a phone connects to) and the TOTP credentials and registered clients (0600).
 IROH_SECRET_KEY_FILE_NAME = "iroh_secret_key.bin"

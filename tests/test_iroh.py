@@ -3,7 +3,8 @@
 The sidecar runs its iroh endpoint with no relay, bound to loopback; the test process is the
 phone: a second iroh endpoint that connects by the direct address ``/v1/iroh/info`` reports,
 registers with a TOTP code computed by pyotp from the invite's secret, and then sends requests
-through the tunnel (one JSON request per bi-directional stream) to see the scope rules apply.
+through the tunnel (one JSON request per bi-directional stream, or plain HTTP/1.1 on the daemon's
+own ``skill/http-ws/1``) to see the scope rules apply.
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ class Phone:
             )
         )
 
-    def connect(self, endpoint_id: str, direct_addrs: list[str]) -> None:
+    def connect(self, endpoint_id: str, direct_addrs: list[str], alpn: bytes = constants.IROH_ALPN) -> None:
         async def connect() -> Any:
             addr = iroh.EndpointAddr(iroh.EndpointId.from_string(endpoint_id), None, direct_addrs)
-            return await self.endpoint.connect(addr, constants.IROH_ALPN)
+            return await self.endpoint.connect(addr, alpn)
 
         self.connection = self._run(connect())
 
@@ -309,3 +310,76 @@ def test_client_scopes_map_onto_token_scopes():
     assert token_scope({"scope": "custom", "groups": ["status", "labels"]}) is TokenScope.DATA
     assert token_scope({"scope": "custom", "groups": ["hooks"]}) is TokenScope.ADMIN
     assert token_scope({"scope": "custom", "groups": [], "allow": ["hooks_set"]}) is TokenScope.ADMIN
+
+
+def http_exchange(phone: Phone, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request on a new stream of a ``skill/http-ws/1`` connection: status, headers, body."""
+
+    async def exchange() -> bytes:
+        stream = await phone.connection.open_bi()
+        send = stream.send()
+        await send.write_all(request)
+        await send.finish()
+        return await stream.recv().read_to_end(1 << 20)
+
+    raw = phone._run(exchange())
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split(" ")[1]), headers, body
+
+
+def http_request(method: str, path: str, body: dict | None = None, extra: str = "") -> bytes:
+    content = json.dumps(body).encode() if body is not None else b""
+    head = f"{method} {path} HTTP/1.1\r\nHost: phone.invalid\r\n{extra}"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(content)}\r\n"
+    return (head + "\r\n").encode() + content
+
+
+def test_the_daemons_own_http_protocol_serves_requests_and_websockets_by_the_same_rules(side, info, phone):
+    """ALPN ``skill/http-ws/1``, what the daemon's phone app speaks: HTTP/1.1 on each stream."""
+    answer = invite(side, "phone-http")
+    payload = answer["payload"]
+    phone.connect(payload["endpoint_id"], payload["direct_addrs"], alpn=constants.IROH_HTTP_ALPN)
+
+    status, _headers, body = http_exchange(
+        phone, http_request("GET", "/v1/iroh/info", extra=f"Authorization: Bearer {side.token}\r\n")
+    )
+    assert status == 401 and json.loads(body)["code"] == "unauthorized"  # its own token counts for nothing
+
+    register = {"endpoint_id": phone.endpoint_id, "otp": fresh_code(payload["secret_base32"]), "name": "http phone"}
+    status, _headers, body = http_exchange(phone, http_request("POST", "/v1/iroh/clients/register", register))
+    assert status == 200 and json.loads(body)["registered"] is True, body
+
+    status, headers, body = http_exchange(phone, http_request("GET", "/v1/iroh/info"))
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert json.loads(body)["online"] is True
+    status, _headers, _body = http_exchange(phone, http_request("GET", "/v1/settings/dnd/config"))
+    assert status == 403  # a read client, as through the JSON bridge
+
+    # The live event socket, upgraded on a stream of its own.
+    key = base64.b64encode(b"0123456789abcdef").decode()
+    upgrade = (
+        "GET /v1/events HTTP/1.1\r\nHost: phone.invalid\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+    async def open_socket() -> bytes:
+        stream = await phone.connection.open_bi()
+        send, recv = stream.send(), stream.recv()
+        await send.write_all(upgrade)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = await recv.read(4096)
+            if not chunk:
+                break
+            received += chunk
+        await send.finish()
+        return received
+
+    switched = phone._run(open_socket())
+    assert switched.startswith(b"HTTP/1.1 101"), switched[:200]
+
+    status, _headers, body = http_exchange(phone, b"NOT HTTP\r\n\r\n")
+    assert status == 400 and b"HTTP/1.x" in body

@@ -23,7 +23,11 @@ Each request goes to this runtime's own API on loopback, with the peer's auth he
 cookies dropped and two set: the bridge's secret and the peer's endpoint id, which iroh has
 verified in the QUIC handshake. The server's request guard turns those into the registered
 client's scope, so a tunnel request meets exactly the rules of a local one. Responses are read
-whole: streaming routes (SSE, WebSocket) are not bridged.
+whole: streaming routes (SSE, WebSocket) are not bridged by it.
+
+The daemon's own protocol (ALPN :data:`~miso_runtime.constants.IROH_HTTP_ALPN`, what its phone
+app speaks) is served too: HTTP/1.1 on each stream, WebSocket upgrades included, piped to the
+same API under the same two headers (:mod:`.http_pipe`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from workers.protocol.base import Shutdown
 from workers.protocol.iroh import DropPeer, PeerConnected, ServeApi, TunnelFailed, TunnelOnline
 
 from .. import constants
+from .http_pipe import pipe_http_stream
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +106,7 @@ def endpoint_options(options: TunnelOptions, secret_key: bytes) -> iroh.Endpoint
     return iroh.EndpointOptions(
         preset=preset,
         secret_key=secret_key,
-        alpns=[constants.IROH_ALPN],
+        alpns=[constants.IROH_ALPN, constants.IROH_HTTP_ALPN],
         relay_mode=mode,
         bind_addr=options.bind_addr,
     )
@@ -207,6 +212,7 @@ class Tunnel:
         self._send = send
         self._endpoint: Any = None
         self._bridge: Bridge | None = None
+        self._api_port = 0
         self._connections: dict[str, set[Any]] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -220,6 +226,7 @@ class Tunnel:
         if self._bridge is not None:
             await self._bridge.close()
         self._bridge = Bridge(api_port, self._options.bridge_secret)
+        self._api_port = api_port
         if self._endpoint is not None:
             return
         try:
@@ -272,7 +279,7 @@ class Tunnel:
             remote = _remote_text(await incoming.remote_addr())
             accepting = await incoming.accept()
             alpn = await accepting.alpn()
-            if alpn != constants.IROH_ALPN:
+            if alpn not in (constants.IROH_ALPN, constants.IROH_HTTP_ALPN):
                 logger.info("iroh: refused a connection from %s with ALPN %r", remote, alpn)
                 return
             connection = await accepting.connect()
@@ -286,7 +293,10 @@ class Tunnel:
         try:
             while True:
                 stream = await connection.accept_bi()
-                self._spawn(self._serve_stream(stream, peer))
+                if alpn == constants.IROH_HTTP_ALPN:
+                    self._spawn(self._pipe_stream(stream, peer))
+                else:
+                    self._spawn(self._serve_stream(stream, peer))
         except Exception as exc:  # noqa: BLE001 - the peer went away or the connection was closed
             logger.info("iroh: peer %s disconnected: %s", peer, exc)
         finally:
@@ -309,6 +319,12 @@ class Tunnel:
             await send.finish()
         except Exception as exc:  # noqa: BLE001 - the peer reset the stream
             logger.info("iroh: a stream of %s failed: %s", peer, exc)
+
+    async def _pipe_stream(self, stream: Any, peer: str) -> None:
+        try:
+            await pipe_http_stream(stream, peer, self._api_port, self._options.bridge_secret)
+        except Exception as exc:  # noqa: BLE001 - the peer reset the stream, or the API went away
+            logger.info("iroh: a piped stream of %s failed: %s", peer, exc)
 
     def drop_peer(self, endpoint_id: str) -> None:
         """Close the connections of a revoked client (it may connect again, and be refused)."""
