@@ -103,22 +103,25 @@ def full_windows(frames: list[dict], window_s: float = 2.0) -> list[dict]:
     return [frame for frame in frames if abs(frame["window_s"] - window_s) < 1e-9]
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1) -> Any:
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    """The first truthy value of ``condition()``; ``what`` names it when it never comes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 @contextmanager
-def listening_sidecar(data_dir: Path) -> Iterator[Any]:
+def listening_sidecar(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
     """A sidecar whose ``events`` attribute is an :class:`EventsClient` connected from the start."""
     from tests.sidecar import Sidecar
 
-    sidecar = Sidecar(data_dir)
+    sidecar = Sidecar(data_dir, env=env)
     events = EventsClient(sidecar.port, sidecar.token)
     sidecar.events = events  # type: ignore[attr-defined]
     try:

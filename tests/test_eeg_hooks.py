@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.eeg import GANGLION, PLAYBACK, EventsClient, sine_eeg, wait_until, write_recording
+from tests.eeg import GANGLION, PLAYBACK, listening_sidecar, sine_eeg, wait_until, write_recording
 from tests.sidecar import Sidecar
 
 RATE_HZ = 200  # the Ganglion's
@@ -28,11 +28,8 @@ REPLAY_S = 90
 
 @pytest.fixture(scope="module")
 def side(tmp_path_factory):
-    sidecar = Sidecar(tmp_path_factory.mktemp("eeg-hooks"), env={"MISO_HOOK_COMMAND_TIMEOUT_S": "2"})
-    sidecar.events = EventsClient(sidecar.port, sidecar.token)  # type: ignore[attr-defined]
-    yield sidecar
-    sidecar.events.close()
-    sidecar.terminate()
+    with listening_sidecar(tmp_path_factory.mktemp("eeg-hooks"), env={"MISO_HOOK_COMMAND_TIMEOUT_S": "2"}) as sidecar:
+        yield sidecar
 
 
 def epochs_of(side: Sidecar, session_id: str) -> list[tuple[int, int]]:

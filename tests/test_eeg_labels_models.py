@@ -15,18 +15,15 @@ import numpy as np
 import pytest
 
 from miso_runtime.neuro.embedding.spectral_encoder import SPECTRAL_ENCODER_NAME
-from tests.eeg import GANGLION, PLAYBACK, SYNTHETIC, EventsClient, wait_until, write_recording
+from tests.eeg import GANGLION, PLAYBACK, SYNTHETIC, listening_sidecar, wait_until, write_recording
 from tests.exg_fixtures import FileServer, real_eeg_uv, tiny_onnx_encoder
 from tests.sidecar import Sidecar
 
 
 @pytest.fixture(scope="module")
 def side(tmp_path_factory):
-    sidecar = Sidecar(tmp_path_factory.mktemp("eeg-labels"))
-    sidecar.events = EventsClient(sidecar.port, sidecar.token)  # type: ignore[attr-defined]
-    yield sidecar
-    sidecar.events.close()
-    sidecar.terminate()
+    with listening_sidecar(tmp_path_factory.mktemp("eeg-labels")) as sidecar:
+        yield sidecar
 
 
 def epochs_of(side: Sidecar, session_id: str) -> list[tuple[int, int]]:

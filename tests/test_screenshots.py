@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -31,6 +31,7 @@ from miso_runtime.screenshots import ocr
 from miso_runtime.screenshots.pipeline import ScreenshotPipeline
 from miso_runtime.store.database import open_database
 from miso_runtime.store.screenshots import ScreenshotRepository
+from tests.eeg import wait_until
 from tests.sidecar import Sidecar
 
 SCREEN = (1024, 640)
@@ -88,16 +89,6 @@ root.mainloop()
 """
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
 def _free_display() -> int:
     for number in range(90, 400):
         if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
@@ -147,7 +138,7 @@ def _make_active(name: str) -> int:
                     return child
             return None
 
-        window = wait_for(probe, 30, "the Tk window on the virtual display")
+        window = wait_until(probe, 30, what="the Tk window on the virtual display")
         root = conn.screen().root
         root.change_property(conn.intern_atom("_NET_ACTIVE_WINDOW"), Xatom.WINDOW, 32, [window.id], X.PropModeReplace)
         conn.sync()
@@ -236,7 +227,9 @@ def test_capture_search_files_around_and_duplicates(side, screen):
     enable = {"enabled": True, "interval_secs": 1, "session_only": False, "image_size": IMAGE_SIZE}
     assert side.post("/v1/settings/screenshot/config", json=enable).status_code == 200
 
-    found = wait_for(lambda: search(side, "photosynthesis", "substring"), 120, "the first screen found by its text")
+    found = wait_until(
+        lambda: search(side, "photosynthesis", "substring"), 120, what="the first screen found by its text"
+    )
     assert len(found) == 1
     first = found[0]
     assert set(first) == RESULT_KEYS
@@ -256,11 +249,11 @@ def test_capture_search_files_around_and_duplicates(side, screen):
     assert side.http.get(f"/screenshots/{first['filename']}").status_code == 401
 
     # An unchanged screen: later captures are near-duplicates, dropped and counted.
-    wait_for(lambda: metrics(side)["drops"] >= 2, 60, "two dropped near-duplicates")
+    wait_until(lambda: metrics(side)["drops"] >= 2, 60, what="two dropped near-duplicates")
     assert len(search(side, "photosynthesis", "substring")) == 1
 
     screen.write_text(SECOND, encoding="utf-8")
-    second = wait_for(lambda: search(side, "invoice total", "substring"), 120, "the changed screen found")[0]
+    second = wait_until(lambda: search(side, "invoice total", "substring"), 120, what="the changed screen found")[0]
     assert "1200 euros" in second["ocr_text"] and second["unix_ts"] >= first["unix_ts"]
 
     # By meaning: a paraphrase finds the screen that says it first.
@@ -284,14 +277,16 @@ def test_capture_search_files_around_and_duplicates(side, screen):
 
     # session_only: without an EEG session capture waits; a session (BrainFlow's synthetic board) opens it.
     side.post("/v1/settings/screenshot/config", json={**enable, "session_only": True})
-    wait_for(lambda: metrics(side)["status"] == "waiting_for_session", 30, "capture gated on the EEG session")
+    wait_until(lambda: metrics(side)["status"] == "waiting_for_session", 30, what="capture gated on the EEG session")
     screen.write_text(THIRD, encoding="utf-8")
     assert side.post("/v1/control/start-session", json={}).status_code == 200
     try:
-        wait_for(lambda: search(side, "glacier", "substring"), 120, "a capture while the session records")
+        wait_until(lambda: search(side, "glacier", "substring"), 120, what="a capture while the session records")
     finally:
         assert side.post("/v1/control/cancel-session").status_code == 200
-    wait_for(lambda: metrics(side)["status"] == "waiting_for_session", 30, "capture gated again after the session")
+    wait_until(
+        lambda: metrics(side)["status"] == "waiting_for_session", 30, what="capture gated again after the session"
+    )
 
 
 def test_names_that_are_not_ours_are_refused(side):

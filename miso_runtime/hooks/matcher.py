@@ -229,7 +229,7 @@ class HookMatcher:
             if span is not None and self._forget_eeg_within(span):
                 self._stale = True
         if self._stale:
-            self.rebuild(encoder)
+            self._rebuild(encoder)
 
     def _forget_eeg_within(self, span: tuple[int, int]) -> bool:
         """Drop the cached EEG of labels whose window (with its margin) meets ``span`` (ms)."""
@@ -256,11 +256,10 @@ class HookMatcher:
         self._labels, self._searchable = labels, None
         return labels
 
-    def rebuild(self, encoder: str) -> None:
-        """Recompute every enabled rule's references for ``encoder`` (from the caches where they hold)."""
+    def _rebuild(self, encoder: str) -> None:
+        """Recompute every enabled rule's references for ``encoder`` (from the caches where they
+        hold; :meth:`refresh` has emptied the EEG cache if the encoder changed)."""
         self._stale = False
-        if encoder != self._encoder:
-            self._encoder, self._eeg = encoder, {}
         wanted = [rule for rule in self._rules if rule.enabled and rule.queries()]
         armed: list[tuple[HookRule, list[Reference]]] = []
         if wanted:

@@ -162,7 +162,7 @@ class LabelService:
 
     def search_eeg(self, encoder: str, start_utc: int, end_utc: int, k: int) -> dict[str, Any]:
         """Labels whose EEG vector is nearest to the mean EEG vector of ``[start_utc, end_utc]`` (± margin)."""
-        query = self._mean_eeg(encoder, start_utc, end_utc)
+        query = mean_eeg_vector(self._embeddings, encoder, start_utc, end_utc)
         if query is None:
             return {"results": [], "error": "no EEG data in window"}
         self._refresh_eeg_vectors(encoder)
@@ -207,11 +207,8 @@ class LabelService:
 
     # --- EEG vectors ------------------------------------------------------------------------
 
-    def _mean_eeg(self, encoder: str, start_utc: int, end_utc: int) -> np.ndarray | None:
-        return mean_eeg_vector(self._embeddings, encoder, start_utc, end_utc)
-
     def _refresh_eeg_vector(self, label: LabelRecord, encoder: str) -> bool:
-        vector = self._mean_eeg(encoder, label.eeg_start, label.eeg_end)
+        vector = mean_eeg_vector(self._embeddings, encoder, label.eeg_start, label.eeg_end)
         self._labels.set_eeg_vector(label.id, encoder if vector is not None else None, vector)
         return vector is not None
 

@@ -10,15 +10,16 @@ the WebP encoding.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import imagehash
 from PIL import Image
 
 from .. import constants
+from ..settings_files import write_atomic
 
 
 class CaptureUnavailable(Exception):
@@ -68,15 +69,7 @@ def save_webp(image: Image.Image, path: Path, quality: int) -> int:
 
     A reader (``GET /screenshots/...``) sees the whole file or none: never half of one.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, "WEBP", quality=quality)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path.stat().st_size
+    encoded = io.BytesIO()
+    image.save(encoded, "WEBP", quality=quality)
+    write_atomic(path, encoded.getvalue())
+    return encoded.tell()
